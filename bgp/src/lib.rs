@@ -8,5 +8,8 @@
 //! Does not own: anything about Kubernetes, VIP addresses on the host, or when to announce. The
 //! caller decides the announced set; this crate carries it to every peer.
 
+#![deny(unsafe_code)]
+
 pub mod session;
+pub mod sockopt;
 pub mod wire;
