@@ -10,6 +10,16 @@
 
 #![deny(unsafe_code)]
 
+mod peer;
 pub mod session;
 pub mod sockopt;
+mod speaker;
+mod transport;
 pub mod wire;
+
+pub use session::{DownReason, Negotiated, State};
+pub use speaker::{
+    AttributeConfig, PeerConfig, PeerDownSender, PeerStatus, Speaker, SpeakerConfig, SpeakerError,
+    SpeakerHandle,
+};
+pub use wire::{Community, LargeCommunity, Route};
