@@ -34,8 +34,11 @@ pub struct Cli {
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the daemon: health checks, election, VIP on the host, BGP announcements.
+    // Negative numbers reach the config check, which says what range is expected.
+    #[command(allow_negative_numbers = true)]
     Run(RunArgs),
     /// Print a deployment manifest (static pod, systemd unit or RBAC) for the given run flags.
+    #[command(allow_negative_numbers = true)]
     Manifest(ManifestArgs),
     /// Ask a running daemon for its state (leader, VIP, health, BGP peers).
     Status(StatusArgs),
@@ -84,7 +87,7 @@ pub struct StatusArgs {
 /// Repeatable flags also accept several values separated by `;` (one env variable holds a list).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct RunArgs {
-    /// Virtual IP to serve, IPv4 or IPv6; repeatable (required)
+    /// Virtual IP to serve, IPv4 or IPv6; repeatable [default: none; required]
     #[arg(long = "vip", value_name = "IP", env = "CPVIP_VIP", value_delimiter = LIST_SEPARATOR,
           help_heading = "VIP")]
     pub vip: Vec<String>,
@@ -160,7 +163,7 @@ pub struct RunArgs {
         help_heading = "Election"
     )]
     pub retry_period: Option<String>,
-    /// Local AS number, plain or asdot (65001, 1.10); required with --bgp-peer
+    /// Local AS number, plain or asdot (65001, 1.10) [default: none; required with --bgp-peer]
     #[arg(long, value_name = "ASN", env = "CPVIP_BGP_AS", help_heading = "BGP")]
     pub bgp_as: Option<String>,
     /// BGP router id [default: first IPv4 of the interface towards the first peer]
@@ -171,7 +174,7 @@ pub struct RunArgs {
         help_heading = "BGP"
     )]
     pub bgp_router_id: Option<String>,
-    /// BGP peer ADDRESS,as=ASN[,port=179][,password=SECRET][,multihop=N][,gtsm][,bfd][,source=IP][,passive]; repeatable; a password must not contain ',' or ';'
+    /// BGP peer ADDRESS,as=ASN[,port=179][,password=SECRET][,multihop=N][,gtsm][,bfd][,source=IP][,passive]; repeatable; a password must not contain ',' or ';' [default: none]
     #[arg(long, value_name = "SPEC", env = "CPVIP_BGP_PEER", value_delimiter = LIST_SEPARATOR,
           hide_env_values = true, help_heading = "BGP")]
     pub bgp_peer: Vec<String>,
@@ -183,11 +186,11 @@ pub struct RunArgs {
         help_heading = "BGP"
     )]
     pub bgp_hold_time: Option<String>,
-    /// Community A:B or no-export, no-advertise, no-export-subconfed, no-peer, blackhole, graceful-shutdown; repeatable
+    /// Community A:B or no-export, no-advertise, no-export-subconfed, no-peer, blackhole, graceful-shutdown; repeatable [default: none]
     #[arg(long, value_name = "COMMUNITY", env = "CPVIP_BGP_COMMUNITY",
           value_delimiter = LIST_SEPARATOR, help_heading = "BGP")]
     pub bgp_community: Vec<String>,
-    /// Large community A:B:C (RFC 8092); repeatable
+    /// Large community A:B:C (RFC 8092); repeatable [default: none]
     #[arg(long, value_name = "A:B:C", env = "CPVIP_BGP_LARGE_COMMUNITY",
           value_delimiter = LIST_SEPARATOR, help_heading = "BGP")]
     pub bgp_large_community: Vec<String>,
@@ -230,7 +233,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SPEC", env = "CPVIP_HEALTH_CHECK",
           value_delimiter = LIST_SEPARATOR, help_heading = "Health")]
     pub health_check: Vec<String>,
-    /// Serve without local health checks
+    /// Serve without local health checks [default: off]
     #[arg(long, env = "CPVIP_NO_HEALTH_CHECK", help_heading = "Health")]
     pub no_health_check: bool,
     /// Interval between health checks [default: 1s]
@@ -268,7 +271,7 @@ pub struct RunArgs {
     /// Send gratuitous ARP / unsolicited NA on takeover [default: on when --interface is not lo]
     #[arg(long, env = "CPVIP_GARP", help_heading = "VIP")]
     pub garp: bool,
-    /// Do not send gratuitous ARP / unsolicited NA
+    /// Do not send gratuitous ARP / unsolicited NA (overrides the default of --garp) [default: off]
     #[arg(long, env = "CPVIP_NO_GARP", help_heading = "VIP")]
     pub no_garp: bool,
     /// Listen address for /metrics, /healthz, /readyz and /status [default: 127.0.0.1:2112]
