@@ -21,9 +21,18 @@ pub fn env_var_for(long_flag: &str) -> String {
     format!("{ENV_PREFIX}{}", long_flag.to_uppercase().replace('-', "_"))
 }
 
+/// The version and the git commit it was built from (see `build.rs`), for `--version` and
+/// `cpvip version`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CPVIP_GIT_COMMIT"),
+    ")"
+);
+
 /// `cpvip`: one virtual IP for a Kubernetes control plane, announced by BGP.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "cpvip", version, about, propagate_version = true)]
+#[command(name = "cpvip", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

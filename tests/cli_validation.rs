@@ -232,7 +232,13 @@ fn clap_usage_errors_also_exit_2() {
 fn help_and_version_exit_0() {
     let help = cpvip(&["run", "--help"], &[]);
     assert_eq!(help.status.code(), Some(0));
+    let long_version = cpvip(&["--version"], &[]);
+    assert_eq!(long_version.status.code(), Some(0));
     let version = cpvip(&["version"], &[]);
+    assert_eq!(
+        version.stdout, long_version.stdout,
+        "cpvip version = cpvip --version"
+    );
     assert_eq!(version.status.code(), Some(0));
     let line = String::from_utf8(version.stdout).expect("utf-8");
     let rest = line
@@ -285,24 +291,20 @@ fn run_help_shows_every_design_flag_with_env_and_default() {
     let help = String::from_utf8(output.stdout).expect("utf-8 help");
     for flag in DESIGN_FLAGS {
         let env = format!("[env: CPVIP_{}", flag.to_uppercase().replace('-', "_"));
-        let long = format!("--{flag} ");
-        let line = help
-            .lines()
-            .find(|line| {
-                line.trim_start().starts_with(&long)
-                    || line.trim_end().ends_with(&format!("--{flag}"))
-            })
-            .or_else(|| {
-                help.lines()
-                    .find(|line| line.trim_start().starts_with(&format!("--{flag} <")))
+        // An entry starts at its `--flag` and runs to the next flag (help text may wrap).
+        let entry_start = help
+            .match_indices(&format!("--{flag}"))
+            .map(|(at, _)| at)
+            .find(|&at| {
+                let line_start = help[..at].rsplit('\n').next().unwrap_or_default();
+                let after = help[at + flag.len() + 2..].chars().next();
+                line_start.trim().is_empty() && matches!(after, Some(' ' | '\n'))
             })
             .unwrap_or_else(|| panic!("--{flag} missing from run --help:\n{help}"));
-        // Help text may wrap; look at the flag's whole entry up to the next flag.
-        let start = help.find(line).expect("line is in help");
-        let entry_end = help[start + line.len()..]
+        let rest = &help[entry_start..];
+        let entry = &rest[..rest[2..]
             .find("\n      --")
-            .map_or(help.len(), |end| start + line.len() + end);
-        let entry = &help[start..entry_end];
+            .map_or(rest.len(), |end| end + 2)];
         assert!(entry.contains(&env), "--{flag} must show {env}: {entry}");
         assert!(
             entry.contains("[default: "),
