@@ -2,6 +2,8 @@
 //! the outcome to the exit status of DESIGN.md (0 ok, 1 runtime failure, 2 usage or config).
 
 use std::net::SocketAddr;
+
+use clap::ValueEnum;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ManifestArgs, ManifestKind, RunArgs, StatusArgs};
@@ -71,7 +73,14 @@ fn manifest(args: &ManifestArgs) -> ExitCode {
     {
         return usage_error(error);
     }
-    eprintln!("error: cpvip manifest {:?}: not yet implemented", args.kind);
+    let kind = args
+        .kind
+        .to_possible_value()
+        .map(|value| value.get_name().to_owned());
+    eprintln!(
+        "error: cpvip manifest {}: not yet implemented",
+        kind.unwrap_or_default()
+    );
     ExitCode::from(EXIT_FAILURE)
 }
 
