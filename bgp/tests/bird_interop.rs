@@ -34,10 +34,10 @@ fn ipv4_announce_communities_withdraw_and_change() {
             h.set_routes(routes(&["203.0.113.10/32"]));
             wait_established(&h, R4, true, UP).await;
             wait_for("route in BIRD", UP, || {
-                show_routes(&bird).contains("203.0.113.10/32")
+                show_routes(bird).contains("203.0.113.10/32")
             })
             .await;
-            let all = show_routes(&bird);
+            let all = show_routes(bird);
             for want in [
                 "BGP.origin: IGP",
                 "BGP.as_path: 65001",
@@ -58,20 +58,20 @@ fn ipv4_announce_communities_withdraw_and_change() {
             h.set_routes(routes(&["203.0.113.11/32"]));
             h.set_routes(routes(&["203.0.113.11/32"]));
             wait_for("changed route set in BIRD", UP, || {
-                let r = show_routes(&bird);
+                let r = show_routes(bird);
                 r.contains("203.0.113.11/32") && !r.contains("203.0.113.10/32")
             })
             .await;
             // IPv6 routes are never sent on an IPv4 session.
             h.set_routes(routes(&["203.0.113.11/32", "2001:db8:100::10/128"]));
             tokio::time::sleep(Duration::from_millis(500)).await;
-            assert!(!show_routes(&bird).contains("2001:db8:100::10"));
+            assert!(!show_routes(bird).contains("2001:db8:100::10"));
             assert_eq!(status(&h, R4).prefixes_sent, 1);
 
             // Withdraw everything.
             h.set_routes(routes(&[]));
             wait_for("withdrawal in BIRD", UP, || {
-                !show_routes(&bird).contains("203.0.113.11/32")
+                !show_routes(bird).contains("203.0.113.11/32")
             })
             .await;
             assert_eq!(status(&h, R4).flaps, 0);
@@ -102,10 +102,10 @@ fn ipv6_session_announces_128_via_mp_reach() {
             h.set_routes(routes(&["2001:db8:100::10/128", "203.0.113.10/32"]));
             wait_established(&h, R6, true, UP).await;
             wait_for("IPv6 route in BIRD", UP, || {
-                show_routes(&bird).contains("2001:db8:100::10/128")
+                show_routes(bird).contains("2001:db8:100::10/128")
             })
             .await;
-            let all = show_routes(&bird);
+            let all = show_routes(bird);
             assert!(all.contains("BGP.next_hop: 2001:db8::2"), "{all}");
             assert!(
                 !all.contains("203.0.113.10/32"),
@@ -113,7 +113,7 @@ fn ipv6_session_announces_128_via_mp_reach() {
             );
             h.set_routes(routes(&[]));
             wait_for("IPv6 withdrawal (MP_UNREACH) in BIRD", UP, || {
-                !show_routes(&bird).contains("2001:db8:100::10/128")
+                !show_routes(bird).contains("2001:db8:100::10/128")
             })
             .await;
         })
@@ -140,10 +140,10 @@ fn ibgp_sends_local_pref_and_empty_as_path() {
             let h = Speaker::start(cfg).expect("start");
             h.set_routes(routes(&["203.0.113.20/32"]));
             wait_for("iBGP route in BIRD", UP, || {
-                show_routes(&bird).contains("203.0.113.20/32")
+                show_routes(bird).contains("203.0.113.20/32")
             })
             .await;
-            let all = show_routes(&bird);
+            let all = show_routes(bird);
             assert!(all.contains("BGP.local_pref: 200"), "{all}");
             assert!(
                 all.contains("BGP.as_path: \n") || all.contains("BGP.as_path:\n"),
@@ -174,7 +174,7 @@ fn four_octet_local_asn() {
                 .expect("start");
             h.set_routes(routes(&["203.0.113.30/32"]));
             wait_for("route from AS 4200000001 in BIRD", UP, || {
-                show_routes(&bird).contains("BGP.as_path: 4200000001")
+                show_routes(bird).contains("BGP.as_path: 4200000001")
             })
             .await;
             let proto = bird.birdc("show protocols all s4").expect("birdc");
