@@ -554,3 +554,22 @@ async fn reject(mut stream: TcpStream, n: Notification) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_three_quarters_and_one() {
+        let mut j = Jitter::new("10.0.0.1".parse().expect("ip"));
+        let d = Duration::from_secs(8);
+        let mut seen = BTreeSet::new();
+        for _ in 0..1000 {
+            let x = j.apply(d);
+            assert!(x >= Duration::from_secs(6) && x <= d, "{x:?}");
+            seen.insert(x.as_millis() / 100);
+        }
+        // Actually spread, not constant.
+        assert!(seen.len() > 10, "{seen:?}");
+    }
+}

@@ -261,3 +261,98 @@ fn router_restart_reconnects_and_shutdown_sends_cease_with_message() {
         })
         .expect("netns");
 }
+
+#[test]
+fn passive_peer_accepts_the_router_and_collisions_resolve() {
+    let lab = Lab::new("bgp-bp");
+    // Two sessions from BIRD: `p` to a passive peer, `c` to an active peer that also listens
+    // (both sides connect: RFC 4271 §6.8 collision resolution keeps exactly one).
+    let conf = bird_config(&[
+        BirdPeer {
+            name: "p",
+            local: R4,
+            local_asn: ROUTER_ASN,
+            neighbor: S4,
+            neighbor_asn: SPEAKER_ASN,
+            extra: "",
+        },
+        BirdPeer {
+            name: "c",
+            local: R6,
+            local_asn: ROUTER_ASN,
+            neighbor: S6,
+            neighbor_asn: SPEAKER_ASN,
+            extra: "connect delay time 1;",
+        },
+    ]);
+    let bird = Bird::start(&lab.r, lab.dir.path(), &conf).expect("bird");
+    let bird = &bird;
+    lab.s
+        .block_on(move || async move {
+            let mut passive = PeerConfig::new(ip(R4), ROUTER_ASN);
+            passive.passive = true;
+            let mut cfg = speaker(
+                SPEAKER_ASN,
+                vec![passive, PeerConfig::new(ip(R6), ROUTER_ASN)],
+            );
+            cfg.listen_port = Some(179);
+            let h = Speaker::start(cfg).expect("start");
+            h.set_routes(routes(&["203.0.113.70/32", "2001:db8:100::70/128"]));
+            wait_established(&h, R4, true, UP).await;
+            wait_established(&h, R6, true, UP).await;
+            wait_for("both routes in BIRD", UP, || {
+                let r = show_routes(bird);
+                r.contains("203.0.113.70/32") && r.contains("2001:db8:100::70/128")
+            })
+            .await;
+            // Stable: no flap once the collision (if any) was resolved.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            assert_eq!(status(&h, R4).flaps, 0);
+            assert_eq!(status(&h, R6).flaps, 0);
+            let protos = bird.birdc("show protocols").expect("birdc");
+            assert_eq!(protos.matches("Established").count(), 2, "{protos}");
+        })
+        .expect("netns");
+}
+
+#[test]
+fn peer_down_hook_tears_down_at_once_and_reconnects() {
+    let lab = Lab::new("bgp-bfd");
+    let bird = Bird::start(&lab.r, lab.dir.path(), &bird_ebgp4("")).expect("bird");
+    let bird = &bird;
+    lab.s
+        .block_on(move || async move {
+            let h = Speaker::start(speaker(
+                SPEAKER_ASN,
+                vec![PeerConfig::new(ip(R4), ROUTER_ASN)],
+            ))
+            .expect("start");
+            h.set_routes(routes(&["203.0.113.80/32"]));
+            wait_for("route in BIRD", UP, || {
+                show_routes(bird).contains("203.0.113.80/32")
+            })
+            .await;
+            let down = h.peer_down_sender(ip(R4)).expect("configured peer");
+            down.peer_down("bfd: neighbor down").await;
+            wait_for(
+                "route gone after the forced down",
+                Duration::from_secs(2),
+                || !show_routes(bird).contains("203.0.113.80/32"),
+            )
+            .await;
+            let st = status(&h, R4);
+            assert_eq!(st.flaps, 1);
+            assert!(
+                st.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("bfd: neighbor down")),
+                "{st:?}"
+            );
+            // It comes back by itself after the back-off.
+            wait_for("route back after reconnect", UP, || {
+                show_routes(bird).contains("203.0.113.80/32")
+            })
+            .await;
+        })
+        .expect("netns");
+}
