@@ -147,6 +147,23 @@ fn ibgp_with_frr() {
             let p = frr_route(frr, "ipv4", "203.0.113.50/32");
             assert_eq!(p["locPrf"], 100, "{p}");
             assert_eq!(p["aspath"]["string"], "Local", "{p}");
+
+            // ROUTE-REFRESH (RFC 2918): FRR asks, we re-send our routes as UPDATEs.
+            let updates = || {
+                json(frr, &format!("show bgp neighbors {S4} json"))[S4]["messageStats"]
+                    ["updatesRecv"]
+                    .as_u64()
+                    .unwrap_or(0)
+            };
+            let before = updates();
+            frr.vtysh(&[&format!("clear bgp ipv4 unicast {S4} soft in")])
+                .expect("soft in");
+            wait_for("UPDATE re-sent after ROUTE-REFRESH", UP, || {
+                updates() > before
+            })
+            .await;
+            assert!(frr_route(frr, "ipv4", "203.0.113.50/32").is_object());
+            assert_eq!(status(&h, R4).flaps, 0);
         })
         .expect("netns");
 }
