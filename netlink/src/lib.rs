@@ -6,3 +6,27 @@
 //! advertisements.
 //!
 //! Does not own: when to bind (the daemon decides), routing protocols, or Kubernetes.
+//!
+//! Entry point: [`VipManager`] (bind/unbind, restoring watch, start-up clean-up, counters) and
+//! [`Announcer`] (gratuitous ARP / unsolicited NA on takeover). All `unsafe` code lives in the
+//! private `sys` module.
+//!
+//! Everything works in the network namespace of the thread that creates the [`VipManager`]: its
+//! netlink sockets are opened there.
+
+mod announce;
+mod error;
+mod frames;
+mod link;
+mod manager;
+mod shared;
+mod sys;
+mod vip;
+mod watch;
+
+pub use announce::{AnnounceConfig, AnnounceReport, Announcer};
+pub use error::{Capability, Error};
+pub use frames::{GarpKind, garp_frame, unsolicited_na};
+pub use link::LinkInfo;
+pub use manager::{CleanupReport, VipManager, VipOptions, VipStats};
+pub use vip::{LABEL_SUFFIX, label_for};
