@@ -75,6 +75,11 @@ impl Shared {
         self.vips.contains(&address)
     }
 
+    /// Forgets that `vip` was reported as foreign (it has gone), so a return is reported again.
+    pub fn forget_foreign(&self, vip: IpAddr) {
+        lock(&self.reported_foreign).remove(&vip);
+    }
+
     /// Adds (or replaces) one VIP on the interface. Caller holds `op_lock`.
     pub async fn add(&self, index: u32, vip: IpAddr) -> Result<(), Error> {
         let mut req = self

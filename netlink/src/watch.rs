@@ -55,8 +55,12 @@ fn classify(shared: &Shared, msg: NetlinkMessage<RouteNetlinkMessage>) -> Action
         }
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => {
             match address_event(shared, &a) {
-                // While not bound a deletion may end a reported conflict: the dump tells.
-                Some(_) => Action::Reconcile("address deleted"),
+                Some(_) if bound => Action::Reconcile("address deleted"),
+                // Not bound: nothing to restore; a reported foreign VIP has gone.
+                Some(vip) => {
+                    shared.forget_foreign(vip);
+                    Action::Nothing
+                }
                 None => Action::Nothing,
             }
         }

@@ -317,6 +317,19 @@ fn foreign_vip_reported_while_not_bound() {
             "left alone"
         );
         assert_eq!(m.stats().restores, 0);
+        // Gone and back: a new appearance, reported again.
+        sync(|| ns.exec(&["ip", "addr", "del", "10.77.0.8/32", "dev", "lo"])).expect("del");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sync(|| ns.exec(&["ip", "addr", "add", "10.77.0.8/32", "dev", "lo"])).expect("add");
+        assert!(
+            sync(
+                || wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
+                    m.stats().foreign_sightings == 2
+                })
+            ),
+            "reappearance reported: {:?}",
+            m.stats()
+        );
     })
     .expect("scenario");
 }
