@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,23 +18,31 @@ use socket2::{Domain, Protocol, Socket, Type};
 const WHY: &str = "it sends raw frames between network namespaces";
 const FAKE_MAC: &str = "02:00:00:00:00:99";
 
-/// Captures every frame arriving in the calling thread's namespace for `window`; sends `()` on
-/// `ready` once the socket is open.
-fn capture(window: Duration, ready: mpsc::Sender<()>) -> Vec<Vec<u8>> {
+/// Captures every frame arriving in the calling thread's namespace until `done` is set (plus a
+/// short grace for frames still in flight; at most 30 s); sends `()` on `ready` once the socket
+/// is open.
+fn capture(done: &AtomicBool, ready: mpsc::Sender<()>) -> Vec<Vec<u8>> {
     let protocol = Protocol::from(i32::from((libc::ETH_P_ALL as u16).to_be()));
     let mut sock = Socket::new(Domain::PACKET, Type::RAW, Some(protocol)).expect("packet socket");
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
         .expect("timeout");
     ready.send(()).expect("signal ready");
-    let deadline = Instant::now() + window;
+    let hard_stop = Instant::now() + Duration::from_secs(30);
+    let mut grace_until = None;
     let mut frames = Vec::new();
     let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
+    loop {
+        let now = Instant::now();
+        if done.load(Ordering::Acquire) && grace_until.is_none() {
+            grace_until = Some(now + Duration::from_millis(300));
+        }
+        if now >= hard_stop || grace_until.is_some_and(|g| now >= g) {
+            return frames;
+        }
         if let Ok(n) = sock.read(&mut buf) {
             frames.push(buf[..n].to_vec());
         }
     }
-    frames
 }
 
 struct Seen {
@@ -122,11 +131,9 @@ fn garp_and_na_reach_peer_on_bridge_and_update_its_neighbours() {
         interval: Duration::from_millis(100),
     };
     let (ready_tx, ready_rx) = mpsc::channel();
+    let done = AtomicBool::new(false);
     let (frames, report) = std::thread::scope(|s| {
-        let listener = s.spawn(|| {
-            peer.enter(|| capture(Duration::from_millis(1500), ready_tx))
-                .expect("enter peer")
-        });
+        let listener = s.spawn(|| peer.enter(|| capture(&done, ready_tx)).expect("enter peer"));
         ready_rx.recv().expect("listener ready");
         let report = node
             .block_on(|| async {
@@ -137,6 +144,7 @@ fn garp_and_na_reach_peer_on_bridge_and_update_its_neighbours() {
                 report
             })
             .expect("scenario");
+        done.store(true, Ordering::Release);
         (listener.join().expect("listener"), report)
     });
 
