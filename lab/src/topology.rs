@@ -572,18 +572,12 @@ impl Lab {
         Ok(())
     }
 
-    /// Freezes (SIGSTOP) or thaws (SIGCONT) every process of node `i`.
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) every process of node `i` (found by PID in its
+    /// namespace), as if the machine hung.
     pub fn freeze(&self, i: usize, frozen: bool) {
-        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
-        for p in [
-            &self.nodes[i].cpvip,
-            &self.nodes[i].apiserver,
-            &self.nodes[i].supervisor,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let _ = p.signal(signal);
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        for pid in self.nodes[i].ns.pids() {
+            let _ = crate::netns::run(&["kill", signal, &pid.to_string()]);
         }
     }
 
