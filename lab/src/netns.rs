@@ -250,6 +250,21 @@ impl Netns {
         })
     }
 
+    /// Starts `f` on a detached thread that has entered this namespace (for probes and servers
+    /// that run while the caller injects failures). The thread's result comes back by `join`.
+    pub fn spawn_thread<F, R>(&self, f: F) -> Result<std::thread::JoinHandle<Result<R>>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path).map_err(|e| LabError::Io(path.clone(), e))?;
+        Ok(std::thread::spawn(move || {
+            sys::setns_net(&file).map_err(|e| LabError::Io(format!("setns {path}"), e))?;
+            Ok(f())
+        }))
+    }
+
     /// Runs an async scenario inside this namespace on a fresh two-worker tokio runtime. Every
     /// runtime thread is created from the namespaced thread, so every socket and netlink handle
     /// the scenario creates belongs to this namespace.
@@ -483,6 +498,13 @@ impl Proc {
         }
         let _ = self.signal(libc::SIGKILL);
         self.child.wait().ok()
+    }
+
+    /// Lets the process outlive this guard (the hands-on lab's `up`); returns its PID.
+    pub fn detach(self) -> i32 {
+        let pid = self.pid();
+        std::mem::forget(self);
+        pid
     }
 
     /// The command line, for messages.
