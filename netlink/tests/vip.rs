@@ -223,6 +223,29 @@ fn link_down_up_keeps_ipv6_vip() {
     .expect("scenario");
 }
 
+/// An interface deleted and created again under the same name gets a new index; the watcher
+/// follows it and puts the VIPs back.
+#[test]
+fn recreated_interface_gets_the_vips_back() {
+    require_root(WHY);
+    let ns = Netns::new("nl-rc").expect("netns");
+    veth(&ns, "eth0", &ns, "eth1").expect("veth");
+    let (v4, v6) = (ip("10.77.0.11"), ip("fd00:77::11"));
+    ns.block_on(|| async {
+        let m = VipManager::new("eth0", [v4, v6]).await.expect("manager");
+        let old_index = m.link().index;
+        m.bind().await.expect("bind");
+        sync(|| ns.exec(&["ip", "link", "del", "eth0"])).expect("del link");
+        sync(|| veth(&ns, "eth0", &ns, "eth1")).expect("re-create");
+        assert!(sync(|| wait_present(&ns, "eth0", v4)), "IPv4 VIP back");
+        assert!(sync(|| wait_present(&ns, "eth0", v6)), "IPv6 VIP back");
+        assert_ne!(m.link().index, old_index, "follows the new index");
+        m.unbind().await.expect("unbind");
+        assert!(sync(|| find_addr(&ns, "eth0", v4)).is_none());
+    })
+    .expect("scenario");
+}
+
 #[test]
 fn stale_vips_removed_unlabelled_conflicts_left_alone() {
     require_root(WHY);
