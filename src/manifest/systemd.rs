@@ -1,0 +1,149 @@
+//! `cpvip manifest systemd` and `cpvip manifest env`: a hardened systemd unit that starts before
+//! `rke2-server.service`, and the `/etc/default/cpvip` file holding its flags as `CPVIP_*`
+//! variables.
+//!
+//! The unit carries no flags (so it can be world-readable while the env file, which may hold a BGP
+//! password, is mode 0600). It runs as root because RKE2's kubeconfig is a root-only file, but
+//! with a capability bounding set of NET_ADMIN (netlink: the VIP), NET_RAW (gratuitous ARP / NA)
+//! and NET_BIND_SERVICE (port 179 for passive peers), and a read-only view of the system.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::{Rendered, carried_flag_warnings};
+use crate::cli::RunArgs;
+use crate::config::{Config, Validated};
+
+/// Where the unit is installed.
+pub const UNIT_PATH: &str = "/etc/systemd/system/cpvip.service";
+/// The unit's `EnvironmentFile=`.
+pub const ENV_FILE_PATH: &str = "/etc/default/cpvip";
+/// The binary the unit starts.
+pub const DEFAULT_EXEC_PATH: &str = "/usr/local/bin/cpvip";
+
+/// Exit status of `cpvip run` for a configuration error (DESIGN.md): restarting cannot help.
+const EXIT_USAGE: u8 = 2;
+
+/// Directories `ProtectHome=yes` hides; a kubeconfig inside one needs `ProtectHome=read-only`.
+const HOME_DIRS: [&str; 3] = ["/home", "/root", "/run/user"];
+
+pub(super) fn render_unit(config: &Config) -> Rendered {
+    Rendered {
+        text: unit_text(config, DEFAULT_EXEC_PATH),
+        warnings: Vec::new(),
+    }
+}
+
+pub(super) fn render_env(run: &RunArgs, validated: &Validated) -> Rendered {
+    let warnings = carried_flag_warnings(
+        run,
+        validated,
+        &format!("install it as {ENV_FILE_PATH} with mode 0600 (install -m 0600 ...)"),
+    );
+    Rendered {
+        text: env_file(run),
+        warnings,
+    }
+}
+
+/// The unit, starting `exec_path run` (tests point it at a binary that exists).
+pub fn unit_text(config: &Config, exec_path: &str) -> String {
+    let kubeconfig_in_home = HOME_DIRS
+        .iter()
+        .any(|dir| config.kubeconfig.path.starts_with(Path::new(dir)));
+    let protect_home = if kubeconfig_in_home {
+        "read-only"
+    } else {
+        "yes"
+    };
+    let capabilities = "CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE";
+    let mut unit = String::new();
+    let _ = write!(
+        unit,
+        "\
+# cpvip systemd unit, rendered by `cpvip manifest systemd` (cpvip {version}).
+# Install as {UNIT_PATH}; the flags live in {ENV_FILE_PATH} (`cpvip manifest env`, mode 0600).
+[Unit]
+Description=cpvip: control-plane virtual IP announced by BGP
+Documentation=https://github.com/cpvip/cpvip/blob/main/docs/operator-guide.md
+Wants=network-online.target
+After=network-online.target
+# The VIP is RKE2's fixed registration address: serve it before rke2-server needs it.
+Before=rke2-server.service
+# Never stop restarting a daemon that failed at run time.
+StartLimitIntervalSec=0
+
+[Service]
+Type=exec
+EnvironmentFile={ENV_FILE_PATH}
+ExecStart={exec_path} run
+Restart=always
+RestartSec=1
+# Exit status {EXIT_USAGE} is a configuration error: fix {ENV_FILE_PATH} instead of looping.
+RestartPreventExitStatus={EXIT_USAGE}
+# SIGTERM: withdraw, BGP Cease, release the Lease, unbind the VIP (bounded at 3 s).
+KillSignal=SIGTERM
+TimeoutStopSec=5
+# Root (RKE2's kubeconfig is root-only) with three capabilities: NET_ADMIN for the VIP (netlink),
+# NET_RAW for gratuitous ARP / NA, NET_BIND_SERVICE for port 179 (passive peers).
+CapabilityBoundingSet={capabilities}
+AmbientCapabilities={capabilities}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome={protect_home}
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_NETLINK AF_PACKET AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+",
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    unit
+}
+
+/// The `/etc/default/cpvip` text: a header and one `CPVIP_NAME="value"` line per flag given.
+pub fn env_file(run: &RunArgs) -> String {
+    let mut text = format!(
+        "\
+# {ENV_FILE_PATH}: the flags of `cpvip run` for cpvip.service, rendered by `cpvip manifest env`
+# (cpvip {version}). Mode 0600: it may hold a BGP password. Unset flags take their defaults on
+# the node (node name = hostname, router id = address towards the first peer).
+",
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    for (name, value) in run.to_env() {
+        let _ = writeln!(text, "{name}={}", env_file_quote(&value));
+    }
+    text
+}
+
+/// Quotes a value for a systemd `EnvironmentFile=` (and, the same rules, a POSIX shell): inside
+/// double quotes, `\`, `"`, `$` and `` ` `` are escaped with a backslash; everything else,
+/// including `;`, `#` and spaces, is literal.
+pub fn env_file_quote(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
