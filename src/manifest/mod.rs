@@ -64,10 +64,7 @@ pub fn render(args: &ManifestArgs) -> Result<Rendered, ManifestError> {
             let image = args.image.clone().unwrap_or_else(default_image);
             pod::render(&args.run, &validated, &image)
         }
-        ManifestKind::Systemd => {
-            let validated = validate(&args.run)?;
-            Ok(systemd::render_unit(&validated.config))
-        }
+        ManifestKind::Systemd => Ok(systemd::render_unit(&args.run)?),
         ManifestKind::Env => {
             let validated = validate(&args.run)?;
             Ok(systemd::render_env(&args.run, &validated))

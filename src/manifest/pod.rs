@@ -251,3 +251,31 @@ fn kubeconfig_dir(path: &Path) -> Result<String, ConfigError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_uses_loopback_for_a_wildcard_listener() {
+        let host = |addr: &str| liveness_host(addr.parse().expect("socket address")).to_string();
+        assert_eq!(host("0.0.0.0:2112"), "127.0.0.1");
+        assert_eq!(host("[::]:2112"), "::1");
+        assert_eq!(host("127.0.0.1:2112"), "127.0.0.1");
+        assert_eq!(host("10.1.2.3:2112"), "10.1.2.3");
+    }
+
+    #[test]
+    fn the_kubeconfig_directory_must_be_absolute_and_not_root() {
+        let dir = |path: &str| kubeconfig_dir(Path::new(path)).ok();
+        assert_eq!(
+            dir("/etc/rancher/rke2/rke2.yaml").as_deref(),
+            Some("/etc/rancher/rke2")
+        );
+        assert_eq!(dir("/etc/kc.yaml").as_deref(), Some("/etc"));
+        assert_eq!(dir("/kc.yaml"), None);
+        assert_eq!(dir("kc.yaml"), None);
+        assert_eq!(dir("./x/kc.yaml"), None);
+        assert_eq!(dir("/"), None);
+    }
+}

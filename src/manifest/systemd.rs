@@ -8,11 +8,11 @@
 //! and NET_BIND_SERVICE (port 179 for passive peers), and a read-only view of the system.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Rendered, carried_flag_warnings};
+use super::{Rendered, carried_flag_warnings, validate};
 use crate::cli::RunArgs;
-use crate::config::{Config, Validated};
+use crate::config::{ConfigError, Validated, defaults};
 
 /// Where the unit is installed.
 pub const UNIT_PATH: &str = "/etc/systemd/system/cpvip.service";
@@ -27,11 +27,24 @@ const EXIT_USAGE: u8 = 2;
 /// Directories `ProtectHome=yes` hides; a kubeconfig inside one needs `ProtectHome=read-only`.
 const HOME_DIRS: [&str; 3] = ["/home", "/root", "/run/user"];
 
-pub(super) fn render_unit(config: &Config) -> Rendered {
-    Rendered {
-        text: unit_text(config, DEFAULT_EXEC_PATH),
-        warnings: Vec::new(),
-    }
+/// The unit needs no flags; given ones are validated (their kubeconfig path decides
+/// `ProtectHome=`) and the operator is reminded that they belong in the env file.
+pub(super) fn render_unit(run: &RunArgs) -> Result<Rendered, ConfigError> {
+    let mut warnings = Vec::new();
+    let kubeconfig = if run.to_env().is_empty() {
+        PathBuf::from(defaults::KUBECONFIG)
+    } else {
+        let validated = validate(run)?;
+        warnings.push(format!(
+            "the unit carries no flags: put them in {ENV_FILE_PATH} with `cpvip manifest env` \
+             and the same flags"
+        ));
+        validated.config.kubeconfig.path
+    };
+    Ok(Rendered {
+        text: unit_text(&kubeconfig, DEFAULT_EXEC_PATH),
+        warnings,
+    })
 }
 
 pub(super) fn render_env(run: &RunArgs, validated: &Validated) -> Rendered {
@@ -46,11 +59,12 @@ pub(super) fn render_env(run: &RunArgs, validated: &Validated) -> Rendered {
     }
 }
 
-/// The unit, starting `exec_path run` (tests point it at a binary that exists).
-pub fn unit_text(config: &Config, exec_path: &str) -> String {
+/// The unit, starting `exec_path run` (tests point it at a binary that exists); `kubeconfig` is
+/// the file the daemon will read, which must stay visible through the sandbox.
+pub fn unit_text(kubeconfig: &Path, exec_path: &str) -> String {
     let kubeconfig_in_home = HOME_DIRS
         .iter()
-        .any(|dir| config.kubeconfig.path.starts_with(Path::new(dir)));
+        .any(|dir| kubeconfig.starts_with(Path::new(dir)));
     let protect_home = if kubeconfig_in_home {
         "read-only"
     } else {
@@ -146,4 +160,40 @@ pub fn env_file_quote(value: &str) -> String {
     }
     quoted.push('"');
     quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_escapes_only_what_double_quotes_interpret() {
+        assert_eq!(env_file_quote("10.0.0.1;fd00::1"), "\"10.0.0.1;fd00::1\"");
+        assert_eq!(env_file_quote("a\"b\\c$d`e"), "\"a\\\"b\\\\c\\$d\\`e\"");
+        assert_eq!(env_file_quote("# x 'y'"), "\"# x 'y'\"");
+        assert_eq!(env_file_quote(""), "\"\"");
+    }
+
+    #[test]
+    fn protect_home_relaxes_only_for_a_kubeconfig_in_a_home() {
+        let protect = |path: &str| {
+            unit_text(Path::new(path), DEFAULT_EXEC_PATH)
+                .lines()
+                .find(|line| line.starts_with("ProtectHome="))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            protect(defaults::KUBECONFIG).as_deref(),
+            Some("ProtectHome=yes")
+        );
+        assert_eq!(
+            protect("/root/.kube/config").as_deref(),
+            Some("ProtectHome=read-only")
+        );
+        assert_eq!(
+            protect("/home/ops/kc").as_deref(),
+            Some("ProtectHome=read-only")
+        );
+        assert_eq!(protect("/homes/kc").as_deref(), Some("ProtectHome=yes"));
+    }
 }

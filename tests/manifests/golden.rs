@@ -25,7 +25,7 @@ pub fn rendered_golden_files() -> Vec<(&'static str, String)> {
     };
     vec![
         ("cpvip-static-pod.yaml", manifest("pod", EXAMPLE_FLAGS).0),
-        ("cpvip.service", manifest("systemd", EXAMPLE_FLAGS).0),
+        ("cpvip.service", manifest("systemd", &[]).0),
         ("cpvip.env", manifest("env", EXAMPLE_FLAGS).0),
         ("rbac.yaml", manifest("rbac", &[]).0),
         ("router-bird.conf", config_text::bird_with(&plan, &router)),

@@ -65,6 +65,21 @@ fn unit_has_the_required_lines_and_passes_systemd_analyze_verify() {
 }
 
 #[test]
+fn the_unit_needs_no_flags_and_says_where_given_ones_go() {
+    let (bare, stderr) = manifest("systemd", &[]);
+    assert!(stderr.is_empty(), "no flags, no warning: {stderr}");
+    let (with_flags, stderr) = manifest("systemd", EXAMPLE_FLAGS);
+    assert_eq!(bare, with_flags, "flags do not go into the unit");
+    assert!(stderr.contains("cpvip manifest env"), "{stderr}");
+    let output = super::cpvip(&["manifest", "systemd", "--vip", "nope"], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "given flags are still validated"
+    );
+}
+
+#[test]
 fn a_kubeconfig_under_a_home_directory_stays_readable() {
     let mut flags = EXAMPLE_FLAGS.to_vec();
     flags.extend_from_slice(&["--kubeconfig", "/root/.kube/config"]);
