@@ -72,6 +72,21 @@ pub fn render(args: &ManifestArgs) -> Result<Rendered, ManifestError> {
     }
 }
 
+/// Serializes an API object as YAML any Kubernetes reader takes the same way: strings that a
+/// YAML 1.1 reader (the kubelet's) would take for a bool, number or null are quoted, and no
+/// block scalars (a long value stays one plain or quoted line, as people expect in a manifest).
+pub(crate) fn to_yaml(object: &impl serde::Serialize) -> Result<String, ManifestError> {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    options.yaml_12 = false;
+    let mut yaml = serde_saphyr::to_string_with_options(object, options)
+        .map_err(|e| ManifestError::Yaml(e.to_string()))?;
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
+    Ok(yaml)
+}
+
 /// Host facts for validating a manifest's flags: a placeholder hostname (the real node name is
 /// found on each node) and no `$KUBECONFIG` (the generating shell's does not reach the node).
 pub fn neutral_host() -> HostFacts {

@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{ManifestError, Rendered, carried_flag_warnings};
+use super::{ManifestError, Rendered, carried_flag_warnings, to_yaml};
 use crate::cli::{RunArgs, env_var_for};
 use crate::config::{ConfigError, Validated};
 
@@ -54,12 +54,8 @@ pub(super) fn render(
     image: &str,
 ) -> Result<Rendered, ManifestError> {
     let pod = build_pod(run, validated, image)?;
-    let yaml = serde_saphyr::to_string(&pod).map_err(|e| ManifestError::Yaml(e.to_string()))?;
     let mut text = header(image);
-    text.push_str(&yaml);
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
+    text.push_str(&to_yaml(&pod)?);
     let warnings = carried_flag_warnings(
         run,
         validated,

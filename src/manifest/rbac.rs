@@ -11,9 +11,8 @@
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Serialize;
 
-use super::{ManifestError, Rendered};
+use super::{ManifestError, Rendered, to_yaml};
 use crate::cli::RunArgs;
 use crate::config::{ConfigError, check_dns_label, check_dns_subdomain, defaults};
 
@@ -39,24 +38,15 @@ pub(super) fn render(run: &RunArgs) -> Result<Rendered, ManifestError> {
 
     let (account, role, binding) = build_rbac(&lease_name, &namespace);
     let mut text = header(&lease_name, &namespace);
-    text.push_str(&document(&account)?);
+    text.push_str(&to_yaml(&account)?);
     text.push_str("---\n");
-    text.push_str(&document(&role)?);
+    text.push_str(&to_yaml(&role)?);
     text.push_str("---\n");
-    text.push_str(&document(&binding)?);
+    text.push_str(&to_yaml(&binding)?);
     Ok(Rendered {
         text,
         warnings: Vec::new(),
     })
-}
-
-fn document(object: &impl Serialize) -> Result<String, ManifestError> {
-    let mut yaml =
-        serde_saphyr::to_string(object).map_err(|e| ManifestError::Yaml(e.to_string()))?;
-    if !yaml.ends_with('\n') {
-        yaml.push('\n');
-    }
-    Ok(yaml)
 }
 
 fn header(lease_name: &str, namespace: &str) -> String {

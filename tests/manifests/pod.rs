@@ -300,3 +300,67 @@ fn invalid_flags_and_kubeconfig_paths_are_rejected() {
         assert!(output.stdout.is_empty(), "no half manifest on stdout");
     }
 }
+
+/// Reads YAML with PyYAML, a YAML 1.1 reader like the kubelet's (where `off`, `y`, `012` or `1:20`
+/// are not strings), and returns the document as JSON.
+fn read_with_yaml_1_1(yaml: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (apt-get install -y python3)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write YAML");
+    let output = child.wait_with_output().expect("python3 finishes");
+    assert!(
+        output.status.success(),
+        "PyYAML cannot read the manifest (apt-get install -y python3-yaml): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python")
+}
+
+#[test]
+fn a_yaml_1_1_reader_sees_the_same_pod() {
+    cpvip_lab::netns::require_binary("python3", "apt-get install -y python3 python3-yaml");
+    // Values a YAML 1.1 reader would take for a bool, number, null or timestamp if unquoted.
+    for tricky in [
+        "off",
+        "y",
+        "012",
+        "0x10",
+        "1_000",
+        "1:20",
+        "~",
+        "2001-01-01",
+        ".inf",
+    ] {
+        let (yaml, _) = manifest("pod", &["--vip", "10.99.200.1", "--node-name", tricky]);
+        let ours: serde_json::Value = serde_saphyr::from_str(&yaml).expect("untyped YAML");
+        assert_eq!(read_with_yaml_1_1(&yaml), ours, "node name {tricky:?}");
+        let env = &ours["spec"]["containers"][0]["env"];
+        let node = env
+            .as_array()
+            .and_then(|vars| vars.iter().find(|var| var["name"] == "CPVIP_NODE_NAME"))
+            .expect("CPVIP_NODE_NAME");
+        assert_eq!(node["value"], serde_json::Value::from(tricky));
+    }
+    let (yaml, _) = manifest("pod", &every_shared_flag_argv());
+    let ours: serde_json::Value = serde_saphyr::from_str(&yaml).expect("untyped YAML");
+    assert_eq!(read_with_yaml_1_1(&yaml), ours);
+    let (yaml, _) = manifest("rbac", &[]);
+    for document in yaml.split("\n---\n") {
+        let ours: serde_json::Value = serde_saphyr::from_str(document).expect("untyped YAML");
+        assert_eq!(read_with_yaml_1_1(document), ours);
+    }
+}
