@@ -3,13 +3,18 @@
 //! reads the configuration the flags describe. Checked on the daemon's start-up summary line,
 //! which it logs before it starts anything.
 //!
-//! Not covered here: starting a lab node from that env and seeing the VIP routed. That needs the
-//! daemon; [`pod_env_for_node`] is the piece a lab test needs to do it.
+//! The full path, lab nodes started from exactly the static pod's env and a client reaching the
+//! VIP through the router, needs the daemon; that test is ignored until the daemon is on main.
 
 use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use cpvip_lab::netns::require_root;
+use cpvip_lab::topology::{Lab, LabConfig, RouterKind};
 
 use super::pod::{every_shared_flag_argv, parse_pod};
 use super::systemd::parse_like_systemd;
@@ -118,4 +123,80 @@ fn the_env_files_variables_configure_the_daemon() {
     ] {
         assert!(line.contains(&expected), "{expected} missing in: {line}");
     }
+}
+
+/// The lab's `cpvip run` flags for node `i` without the node-specific `--node-name`: what an
+/// operator would give `cpvip manifest pod` for the lab.
+fn shared_lab_flags(lab: &Lab, i: usize) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut args = lab.cpvip_args(i).into_iter().skip(1); // "run"
+    while let Some(arg) = args.next() {
+        if arg == "--node-name" {
+            args.next();
+        } else {
+            flags.push(arg);
+        }
+    }
+    flags
+}
+
+#[test]
+#[ignore = "needs the daemon (src/daemon) on main; run with --ignored once it is merged"]
+fn lab_nodes_started_from_the_static_pods_env_serve_the_vip() {
+    require_root("the lab creates network namespaces");
+    let cpvip = PathBuf::from(env!("CARGO_BIN_EXE_cpvip"));
+    let bin_dir = cpvip.parent().expect("binary directory").to_path_buf();
+    assert!(
+        bin_dir.join("cpvip-lab").exists(),
+        "cpvip-lab is not built next to cpvip; run `cargo build -p cpvip-lab`"
+    );
+    let mut config = LabConfig::new(&bin_dir);
+    config.cpvip = cpvip.clone();
+    config.test_tag = Some("manifest-env".to_owned());
+    config.router = RouterKind::Bird;
+    config.bfd = true;
+    config.hold_secs = 3;
+    config.start_cpvip = false;
+    config.extra_args = ["--health-interval", "200ms", "--health-timeout", "200ms"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut lab = Lab::up(config, &|line| eprintln!("[manifest-env] {line}")).expect("lab up");
+
+    // One manifest for every node, as an operator would render it.
+    let flags = shared_lab_flags(&lab, 0);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (pod_yaml, _) = manifest("pod", &flags);
+    for i in 0..lab.nodes.len() {
+        let env = pod_env_for_node(&pod_yaml, &lab.nodes[i].plan.name);
+        // `env -i`: the daemon sees exactly the pod's variables, nothing inherited.
+        let mut argv: Vec<String> = vec!["env".into(), "-i".into()];
+        argv.extend(env.iter().map(|(name, value)| format!("{name}={value}")));
+        argv.push(cpvip.to_string_lossy().into_owned());
+        argv.push("run".into());
+        let log = lab.nodes[i].dir.join("cpvip.log");
+        let process = lab.nodes[i]
+            .ns
+            .spawn(&argv, Some(Path::new(&log)))
+            .expect("start cpvip");
+        lab.nodes[i].cpvip = Some(process);
+    }
+    lab.wait_sessions(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("sessions up: {e}\n{}", lab.diagnostics()));
+    let vip = IpAddr::V4(lab.plan.vip_v4);
+    let leader = lab
+        .wait_next_hops(vip, Duration::from_secs(20), |hops| hops.len() == 1)
+        .unwrap_or_else(|e| panic!("one leader: {e}\n{}", lab.diagnostics()))[0]
+        .clone();
+    assert_eq!(
+        lab.client_curl(vip, 6443, "/").expect("curl 6443").trim(),
+        leader,
+        "the client reaches the leader's 6443 on the VIP"
+    );
+    assert_eq!(
+        lab.client_curl(vip, 9345, "/ping")
+            .expect("curl 9345")
+            .trim(),
+        "pong"
+    );
 }
