@@ -10,3 +10,4 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod manifest;
