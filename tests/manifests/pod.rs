@@ -305,7 +305,7 @@ fn invalid_flags_and_kubeconfig_paths_are_rejected() {
 /// are not strings), and returns the document as JSON.
 fn read_with_yaml_1_1(yaml: &str) -> serde_json::Value {
     use std::io::Write;
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new("/usr/bin/python3")
         .args([
             "-c",
             "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
@@ -332,7 +332,7 @@ fn read_with_yaml_1_1(yaml: &str) -> serde_json::Value {
 
 #[test]
 fn a_yaml_1_1_reader_sees_the_same_pod() {
-    cpvip_lab::netns::require_binary("python3", "apt-get install -y python3 python3-yaml");
+    cpvip_lab::netns::require_binary("/usr/bin/python3", "apt-get install -y python3 python3-yaml");
     // Values a YAML 1.1 reader would take for a bool, number, null or timestamp if unquoted.
     for tricky in [
         "off",
