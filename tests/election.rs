@@ -346,17 +346,27 @@ async fn server_errors_and_refused_connections_then_recovery_one_leader() {
         .collect();
     let refs: Vec<&ElectionHandle> = handles.iter().collect();
     wait_for("a leader", Duration::from_secs(10), || holder(&server)).await;
+    // 500s for 4 s, overlapping with 4 s of refused connections: 7 s without a usable API.
     server.faults().fail(Some(Duration::from_secs(4)));
     tokio::time::sleep(RENEW + RETRY).await;
     assert!(
         leaders(&refs).is_empty(),
         "leader kept leading without renewing"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     server.faults().refuse(Some(Duration::from_secs(4)));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(leaders(&refs).is_empty());
     assert!(handles.iter().all(|h| h.last_error().is_some()));
+    wait_for("the API back", Duration::from_secs(2), || {
+        (server
+            .faults()
+            .state()
+            .refuse_until
+            .is_none_or(|t| t <= Instant::now()))
+        .then_some(())
+    })
+    .await;
     let recovered = Instant::now();
     let l = wait_for("one leader after recovery", Duration::from_secs(20), || {
         let l = leaders(&refs);
