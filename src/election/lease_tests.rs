@@ -1,6 +1,7 @@
 //! Unit tests of the pure election logic: inputs in, actions out, on a fake monotonic clock.
 
 use super::*;
+use k8s_openapi::jiff::Timestamp;
 
 const ME: &str = "me";
 
@@ -280,6 +281,28 @@ fn ineligible_leader_publishes_false_before_sending_release() {
         matches!(sends(&a)[..], [Request::Write(Write::Acquire(_))]),
         "{a:?}"
     );
+}
+
+#[test]
+fn health_failure_during_a_pending_renew_stops_leading_at_once() {
+    let t0 = Instant::now();
+    let mut e = leader_at(t0);
+    let t1 = t0 + timing().retry_period;
+    assert!(matches!(
+        sends(&e.step(t1, Input::Tick))[..],
+        [Request::Write(Write::Renew(_))]
+    ));
+    let a = e.step(t1 + ms(10), Input::SetEligible(false));
+    assert_eq!(leader_flags(&a), vec![false]);
+    let cancel = a
+        .iter()
+        .position(|x| *x == Action::Cancel)
+        .expect("renew cancelled");
+    let release = a
+        .iter()
+        .position(|x| matches!(x, Action::Send(Request::Write(Write::Release(_)))))
+        .expect("release sent at once");
+    assert!(cancel < release);
 }
 
 #[test]

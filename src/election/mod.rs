@@ -10,6 +10,7 @@
 mod driver;
 pub mod kubeconfig;
 pub mod lease;
+pub mod record;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
