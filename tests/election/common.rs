@@ -1,6 +1,9 @@
 //! Helpers shared by the election tests: a Lease test server per test, contenders in-process or
 //! as child processes (this test binary re-executed), waiting, and safety checks.
 
+// Shared by several test crates; each uses a subset.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
