@@ -73,9 +73,11 @@ fn timing_validation_follows_client_go() {
     assert!(t.validate().is_err(), "deadline must exceed 1.2 x retry");
     let mut t = timing();
     t.lease_duration = ms(5500);
-    assert!(
-        t.validate().is_err(),
-        "leaseDurationSeconds is whole seconds"
+    assert!(t.validate().is_ok());
+    assert_eq!(
+        t.lease_duration_seconds(),
+        6,
+        "rounded up: others wait at least as long"
     );
 }
 

@@ -31,7 +31,7 @@ pub struct ElectionConfig {
     pub namespace: String,
     /// This node's identity in `holderIdentity` (`--node-name`).
     pub identity: String,
-    /// client-go LeaseDuration (whole seconds; written as leaseDurationSeconds).
+    /// client-go LeaseDuration (written as leaseDurationSeconds, rounded up to whole seconds).
     pub lease_duration: Duration,
     /// client-go RenewDeadline.
     pub renew_deadline: Duration,

@@ -23,7 +23,7 @@ pub struct Timing {
 const JITTER_FACTOR: f64 = 1.2;
 
 impl Timing {
-    /// client-go's validation: duration > deadline > 1.2 × retry > 0, whole seconds of duration.
+    /// client-go's validation: duration > deadline > 1.2 × retry > 0.
     pub fn validate(&self) -> Result<(), String> {
         if self.retry_period.is_zero() {
             return Err("retry period must be greater than zero".into());
@@ -34,17 +34,16 @@ impl Timing {
         if self.renew_deadline.as_secs_f64() <= JITTER_FACTOR * self.retry_period.as_secs_f64() {
             return Err("renew deadline must be greater than 1.2 × retry period".into());
         }
-        if self.lease_duration.subsec_nanos() != 0 || self.lease_duration_seconds() < 1 {
-            return Err(
-                "lease duration must be a whole number of seconds (leaseDurationSeconds)".into(),
-            );
-        }
         Ok(())
     }
 
     /// `spec.leaseDurationSeconds` we write.
+    /// Rounded up: others then wait at least our lease duration, which keeps the fencing rule
+    /// (renew deadline < what others wait) true for fractional durations.
     pub fn lease_duration_seconds(&self) -> i32 {
-        i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX)
+        let secs =
+            self.lease_duration.as_secs() + u64::from(self.lease_duration.subsec_nanos() > 0);
+        i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
     }
 
     /// A request that has not answered by then is abandoned (counted as a failure).
