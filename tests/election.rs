@@ -42,8 +42,18 @@ async fn five_contenders_race_from_empty_exactly_one_leads_with_ec_client_cert()
         .collect();
     let refs: Vec<&ElectionHandle> = handles.iter().collect();
     let winner = wait_for("a leader", Duration::from_secs(10), || holder(&server)).await;
-    // Several retry periods and more than one lease duration: nothing may change.
-    tokio::time::sleep(LEASE + RETRY * 2).await;
+    // Several retry periods and more than one lease duration: nothing may change, and the API
+    // load stays at about one request per contender per retry period.
+    let requests_before = server.requests();
+    let window = LEASE + RETRY * 2;
+    tokio::time::sleep(window).await;
+    let per_period =
+        (server.requests() - requests_before) as f64 / (window.as_secs_f64() / RETRY.as_secs_f64());
+    println!("race: {per_period:.1} API requests per retry period for 5 contenders");
+    assert!(
+        per_period < 10.0,
+        "request storm: {per_period:.1} per retry period"
+    );
     assert_eq!(leaders(&refs), vec![winner.clone()]);
     for h in &handles {
         assert_eq!(

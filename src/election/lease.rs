@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 
 use super::record::lease_duration;
-pub use super::record::{Timing, Write, build_lease, holder_of, is_newer};
+pub use super::record::{Timing, Write, build_lease, holder_of, is_older};
 
 /// A request for the driver.
 #[derive(Clone, Debug, PartialEq)]
@@ -271,8 +271,10 @@ impl Election {
             .as_ref()
             .and_then(|l| l.metadata.resource_version.clone())
             .or(deleted_rv);
+        // An older view never overrides a newer one; the same view again is news only when our
+        // knowledge was invalidated (after a conflict), else a re-read would be ignored forever.
         if let (Some(new), Some(old)) = (&rv, &self.last_rv)
-            && !is_newer(new, old)
+            && (is_older(new, old) || (new == old && self.observed != Observed::Unknown))
         {
             return;
         }

@@ -355,8 +355,27 @@ fn api_errors_back_off_and_never_finish() {
 
 #[test]
 fn resource_version_order() {
-    assert!(is_newer("10", "9"));
-    assert!(!is_newer("9", "10"));
-    assert!(!is_newer("10", "10"));
-    assert!(is_newer("b", "a"));
+    assert!(is_older("9", "10"));
+    assert!(!is_older("10", "9"));
+    assert!(!is_older("10", "10"));
+    assert!(
+        !is_older("a", "b"),
+        "opaque versions are never judged older"
+    );
+}
+
+#[test]
+fn re_read_after_losing_accepts_what_the_watch_already_showed() {
+    let t0 = Instant::now();
+    let mut e = Election::new(ME, timing(), t0);
+    e.step(t0, Input::Tick);
+    e.step(t0, Input::GetDone(Ok(None)));
+    // The winner's create reaches us through the watch before our POST is answered.
+    let winner = lease("other", 1, 0);
+    assert!(sends(&e.step(t0 + ms(1), Input::Watched(winner.clone()))).is_empty());
+    let a = e.step(t0 + ms(2), Input::WriteDone(Err(Failure::AlreadyExists)));
+    assert_eq!(sends(&a), vec![&Request::Get]);
+    let a = e.step(t0 + ms(3), Input::GetDone(Ok(Some(winner))));
+    assert!(sends(&a).is_empty(), "no GET storm: {a:?}");
+    assert!(matches!(e.observed(), Observed::Present { .. }));
 }

@@ -89,11 +89,11 @@ pub(crate) fn lease_duration(lease: &Lease, default: Duration) -> Duration {
 }
 
 /// resourceVersions are opaque, but etcd-backed apiservers hand out increasing integers; compare
-/// them as such so a late watch event never overrides a newer answer. Unparseable: "different".
-pub fn is_newer(new: &str, old: &str) -> bool {
+/// them as such so a late watch event never overrides a newer answer. Unparseable: never older.
+pub fn is_older(new: &str, old: &str) -> bool {
     match (new.parse::<u64>(), old.parse::<u64>()) {
-        (Ok(n), Ok(o)) => n > o,
-        _ => new != old,
+        (Ok(n), Ok(o)) => n < o,
+        _ => false,
     }
 }
 

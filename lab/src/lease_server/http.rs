@@ -31,6 +31,9 @@ pub async fn handle(
     client_cert_verified: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     shared.faults.wait_while_stalled().await;
     if shared.faults.failing() {
         return Ok(status_response(

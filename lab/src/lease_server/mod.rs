@@ -102,6 +102,7 @@ pub(crate) struct Shared {
     token: String,
     advertise: String,
     started: Instant,
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -186,6 +187,7 @@ impl LeaseServer {
             token,
             advertise: addr.to_string(),
             started: Instant::now(),
+            requests: Default::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(listener::accept_loop(
@@ -279,6 +281,13 @@ impl LeaseServer {
     /// Every committed write so far, in commit order.
     pub fn writes(&self) -> Vec<WriteRecord> {
         self.shared.read(|s| s.writes().to_vec())
+    }
+
+    /// How many API requests arrived so far (every verb, watches included, faults included).
+    pub fn requests(&self) -> u64 {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops serving (also done on drop).
