@@ -470,3 +470,39 @@ async fn an_hour_of_clock_skew_changes_nothing() {
     );
     on_time.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_come_back_after_connections_are_dropped() {
+    let (server, _dir) = server("rewatch").await;
+    let kc = server.kubeconfig_token().to_path_buf();
+    let a = start(config("a", &kc));
+    wait_for("a leads", Duration::from_secs(10), || {
+        (*a.leader.borrow()).then_some(())
+    })
+    .await;
+    let b = start(config("b", &kc));
+    wait_for("two watches", Duration::from_secs(10), || {
+        (server.watchers() == 2).then_some(())
+    })
+    .await;
+    server.faults().refuse(Some(Duration::from_millis(300)));
+    wait_for("watches dropped", Duration::from_secs(2), || {
+        (server.watchers() == 0).then_some(())
+    })
+    .await;
+    let t = Instant::now();
+    wait_for("watches re-established", Duration::from_secs(10), || {
+        (server.watchers() == 2).then_some(())
+    })
+    .await;
+    println!(
+        "rewatch: both watches back {:?} after the drop",
+        t.elapsed()
+    );
+    // The standby acts on the release through its new watch.
+    let new = a.release_and_wait_new_holder(Duration::from_secs(2)).await;
+    assert_eq!(new.as_deref(), Some("b"));
+    assert_never_two_leaders(&[&a, &b]);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -26,6 +26,9 @@ pub(super) struct Outputs {
 
 type Pending = Pin<Box<dyn Future<Output = Input> + Send>>;
 
+/// Server-side length of one watch request.
+const WATCH_SECONDS: u32 = 60;
+
 /// Aborts the watch task when the driver ends or is aborted.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -201,16 +204,19 @@ fn start_request(api: &Api<Lease>, cfg: &ElectionConfig, timing: &Timing, req: R
 async fn watch_lease(api: Api<Lease>, name: String, timing: Timing, tx: mpsc::Sender<Input>) {
     let mut rv = "0".to_string();
     let mut failures: u32 = 0;
+    // The server ends each watch after WATCH_SECONDS; a stream silent for longer is on a dead
+    // connection (peer gone without FIN) and is dropped. The GET safety net covers the gap.
     let params = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
-        .timeout(290);
+        .timeout(WATCH_SECONDS);
+    let silent_limit = Duration::from_secs(u64::from(WATCH_SECONDS) + 10);
     loop {
         let started = Instant::now();
         let mut events = 0u64;
         match api.watch(&params, &rv).await {
             Ok(stream) => {
                 let mut stream = std::pin::pin!(stream);
-                while let Some(ev) = stream.next().await {
+                while let Ok(Some(ev)) = tokio::time::timeout(silent_limit, stream.next()).await {
                     let input = match ev {
                         Ok(WatchEvent::Added(l) | WatchEvent::Modified(l)) => {
                             if let Some(v) = &l.metadata.resource_version {

@@ -290,6 +290,11 @@ impl LeaseServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many watch streams are open now.
+    pub fn watchers(&self) -> usize {
+        self.shared.events.receiver_count()
+    }
+
     /// Stops serving (also done on drop).
     pub fn stop(&self) {
         self.stop.send_replace(true);
