@@ -58,7 +58,7 @@ pub(super) async fn accept_loop(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut faults = shared.faults.tx.subscribe();
     // Bumped to drop every open connection (refuse fault, stop).
-    let (epoch_tx, _) = watch::channel(0u64);
+    let epoch_tx = &shared.epoch;
     let mut listener = Some(listener);
     loop {
         if *stop.borrow() {
@@ -94,7 +94,7 @@ pub(super) async fn accept_loop(
         tokio::select! {
             accepted = l.accept() => match accepted {
                 Ok((tcp, _)) => {
-                    tokio::spawn(serve_connection(tcp, acceptor.clone(), shared.clone(), epoch_tx.subscribe()));
+                    tokio::spawn(serve_connection(tcp, acceptor.clone(), shared.clone(), shared.epoch.subscribe()));
                 }
                 Err(e) => {
                     tracing::warn!("lease-server: accept: {e}");

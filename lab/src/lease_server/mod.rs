@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     advertise: String,
     started: Instant,
     requests: std::sync::atomic::AtomicU64,
+    /// Bumped to drop every open connection (refuse fault, stop).
+    epoch: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -188,6 +190,7 @@ impl LeaseServer {
             advertise: addr.to_string(),
             started: Instant::now(),
             requests: Default::default(),
+            epoch: watch::channel(0).0,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(listener::accept_loop(
@@ -298,6 +301,7 @@ impl LeaseServer {
     /// Stops serving (also done on drop).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        self.shared.epoch.send_modify(|e| *e += 1);
         for t in &self.tasks {
             t.abort();
         }
