@@ -81,6 +81,7 @@ pub(super) async fn run(
                 Action::Cancel => pending = None,
                 Action::SetLeader(leader, reason) => publish_leader(&out, &cfg, leader, reason),
                 Action::SetHolder(h) => {
+                    tracing::info!(holder = h.as_deref().unwrap_or("<none>"), "Lease holder");
                     out.holder.send_replace(h);
                 }
                 Action::Error(e) => record_error(&out, e),

@@ -232,7 +232,8 @@ impl Election {
         }
         match self.in_flight {
             Some((_, sent_at)) => wake.push(sent_at + self.timing.request_timeout()),
-            None if self.role == Role::Finished => {}
+            // A leader's only timers are above; its stale poll time must not wake it.
+            None if self.role != Role::Standby => {}
             None => {
                 wake.push(self.next_poll.max(self.not_before));
                 if let Some(expiry) = self.expiry() {

@@ -204,6 +204,22 @@ fn leader_renews_each_retry_period_and_fences_at_the_renew_deadline() {
 }
 
 #[test]
+fn an_idle_leader_sleeps_until_its_next_renew() {
+    let t0 = Instant::now();
+    let mut e = leader_at(t0);
+    for n in 1..5u32 {
+        let t = t0 + timing().retry_period * n;
+        assert_eq!(e.next_wake(t - ms(400)), Some(t), "cycle {n}");
+        let a = e.step(t, Input::Tick);
+        assert!(matches!(sends(&a)[..], [Request::Write(Write::Renew(_))]));
+        e.step(
+            t + ms(5),
+            Input::WriteDone(Ok(lease(ME, u64::from(n) + 1, 0))),
+        );
+    }
+}
+
+#[test]
 fn a_late_renew_answer_does_not_extend_leadership_past_the_deadline() {
     let t0 = Instant::now();
     let mut e = leader_at(t0);
