@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::Shared;
+use super::discovery::{self, GROUP, GROUP_VERSION};
+use super::query::{Filter, is_watch, parse_query, query_get};
 use super::store::{Event, EventType, StoreError};
 
 /// Response body: a whole JSON document or a watch stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-const GROUP: &str = "coordination.k8s.io";
-const GROUP_VERSION: &str = "coordination.k8s.io/v1";
 /// Largest request body accepted (the real apiserver allows 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
@@ -31,6 +31,9 @@ pub async fn handle(
     client_cert_verified: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     shared.faults.wait_while_stalled().await;
     if shared.faults.failing() {
         return Ok(status_response(
@@ -65,15 +68,17 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     match (method.clone(), segments.as_slice()) {
-        (Method::GET, ["version"]) => json_response(StatusCode::OK, &version()),
+        (Method::GET, ["version"]) => json_response(StatusCode::OK, &discovery::version()),
         (Method::GET, ["healthz" | "livez" | "readyz"]) => text_response(StatusCode::OK, "ok"),
         (Method::GET, ["api"]) => json_response(
             StatusCode::OK,
             &json!({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":shared.advertise}]}),
         ),
-        (Method::GET, ["apis"]) => json_response(StatusCode::OK, &api_group_list()),
-        (Method::GET, ["apis", GROUP]) => json_response(StatusCode::OK, &api_group()),
-        (Method::GET, ["apis", GROUP, "v1"]) => json_response(StatusCode::OK, &api_resources()),
+        (Method::GET, ["apis"]) => json_response(StatusCode::OK, &discovery::api_group_list()),
+        (Method::GET, ["apis", GROUP]) => json_response(StatusCode::OK, &discovery::api_group()),
+        (Method::GET, ["apis", GROUP, "v1"]) => {
+            json_response(StatusCode::OK, &discovery::api_resources())
+        }
         (Method::GET, ["apis", GROUP, "v1", "leases"]) => {
             list_or_watch(&shared, None, None, &query).await
         }
@@ -163,17 +168,6 @@ async fn read_lease(req: Request<Incoming>) -> Result<Lease, Response<Body>> {
             "Lease in version \"v1\" cannot be handled as a Lease: {e}"
         ))
     })
-}
-
-fn is_watch(query: &[(String, String)]) -> bool {
-    query_get(query, "watch").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
-
-fn query_get<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 async fn list_or_watch(
@@ -332,119 +326,6 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
     resp
 }
 
-/// `fieldSelector` (metadata.name, metadata.namespace) and `labelSelector` (equality, existence)
-/// as far as Leases need them.
-#[derive(Default)]
-struct Filter {
-    namespace: Option<String>,
-    name: Option<String>,
-    field_terms: Vec<(String, bool, String)>,
-    label_terms: Vec<LabelTerm>,
-}
-
-enum LabelTerm {
-    Eq(String, String),
-    NotEq(String, String),
-    Exists(String),
-    NotExists(String),
-}
-
-impl Filter {
-    fn parse(fields: &str, labels: &str) -> Result<Self, String> {
-        let mut f = Filter::default();
-        for term in fields.split(',').filter(|t| !t.is_empty()) {
-            let (key, eq, value) =
-                split_term(term).ok_or_else(|| format!("invalid field selector: {term}"))?;
-            match key {
-                "metadata.name" | "metadata.namespace" => {
-                    f.field_terms.push((key.to_string(), eq, value.to_string()))
-                }
-                _ => {
-                    return Err(format!("field label not supported: {key}"));
-                }
-            }
-        }
-        for term in labels.split(',').filter(|t| !t.is_empty()) {
-            f.label_terms.push(match split_term(term) {
-                Some((k, true, v)) => LabelTerm::Eq(k.to_string(), v.to_string()),
-                Some((k, false, v)) => LabelTerm::NotEq(k.to_string(), v.to_string()),
-                None => match term.strip_prefix('!') {
-                    Some(k) => LabelTerm::NotExists(k.trim().to_string()),
-                    None => LabelTerm::Exists(term.trim().to_string()),
-                },
-            });
-        }
-        Ok(f)
-    }
-
-    fn matches(&self, lease: &Lease) -> bool {
-        let name = lease.metadata.name.as_deref().unwrap_or("");
-        let ns = lease.metadata.namespace.as_deref().unwrap_or("");
-        if self.namespace.as_deref().is_some_and(|n| n != ns)
-            || self.name.as_deref().is_some_and(|n| n != name)
-        {
-            return false;
-        }
-        let fields_ok = self.field_terms.iter().all(|(k, eq, v)| {
-            let actual = if k == "metadata.name" { name } else { ns };
-            (actual == v) == *eq
-        });
-        let empty = Default::default();
-        let labels = lease.metadata.labels.as_ref().unwrap_or(&empty);
-        let labels_ok = self.label_terms.iter().all(|t| match t {
-            LabelTerm::Eq(k, v) => labels.get(k) == Some(v),
-            LabelTerm::NotEq(k, v) => labels.get(k) != Some(v),
-            LabelTerm::Exists(k) => labels.contains_key(k),
-            LabelTerm::NotExists(k) => !labels.contains_key(k),
-        });
-        fields_ok && labels_ok
-    }
-}
-
-/// `k=v`, `k==v` → (k, true, v); `k!=v` → (k, false, v).
-fn split_term(term: &str) -> Option<(&str, bool, &str)> {
-    if let Some((k, v)) = term.split_once("!=") {
-        return Some((k.trim(), false, v.trim()));
-    }
-    let (k, v) = term.split_once('=')?;
-    Some((k.trim(), true, v.strip_prefix('=').unwrap_or(v).trim()))
-}
-
-fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-}
-
 /// A Lease as the apiserver writes it (k8s-openapi adds apiVersion and kind).
 pub fn lease_json(lease: &Lease) -> Value {
     serde_json::to_value(lease).unwrap_or(Value::Null)
@@ -554,51 +435,4 @@ fn text_response(code: StatusCode, body: &'static str) -> Response<Body> {
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-fn version() -> Value {
-    json!({"major":"1","minor":"33","gitVersion":"v1.33.0+cpvip-lab","gitCommit":"0000000000000000000000000000000000000000",
-        "gitTreeState":"clean","buildDate":"2026-01-01T00:00:00Z","goVersion":"go1.24.0","compiler":"gc","platform":"linux/amd64"})
-}
-
-fn api_group() -> Value {
-    json!({"kind":"APIGroup","apiVersion":"v1","name":GROUP,
-        "versions":[{"groupVersion":GROUP_VERSION,"version":"v1"}],
-        "preferredVersion":{"groupVersion":GROUP_VERSION,"version":"v1"}})
-}
-
-fn api_group_list() -> Value {
-    let mut g = api_group();
-    if let Some(o) = g.as_object_mut() {
-        o.remove("kind");
-        o.remove("apiVersion");
-    }
-    json!({"kind":"APIGroupList","apiVersion":"v1","groups":[g]})
-}
-
-fn api_resources() -> Value {
-    json!({"kind":"APIResourceList","apiVersion":"v1","groupVersion":GROUP_VERSION,"resources":[
-        {"name":"leases","singularName":"lease","namespaced":true,"kind":"Lease",
-         "verbs":["create","delete","get","list","update","watch"]}]})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_and_selectors() {
-        let q = parse_query("fieldSelector=metadata.name%3Dcpvip&watch=true&x");
-        assert_eq!(query_get(&q, "fieldSelector"), Some("metadata.name=cpvip"));
-        assert!(is_watch(&q));
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        let f = Filter::parse("metadata.name==a", "app=x,!gone").expect("parse");
-        let mut l = Lease::default();
-        l.metadata.name = Some("a".into());
-        l.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
-        assert!(f.matches(&l));
-        l.metadata.name = Some("b".into());
-        assert!(!f.matches(&l));
-        assert!(Filter::parse("spec.holderIdentity=a", "").is_err());
-    }
 }

@@ -12,21 +12,25 @@
 
 mod admin;
 pub mod cli;
+mod discovery;
+mod faults;
 mod http;
+mod listener;
 mod pki;
+mod query;
 mod store;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::coordination::v1::Lease;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use faults::{FaultState, Faults};
 pub use pki::{Pki, PkiError, p256_pkcs8_to_sec1};
 pub use store::{EventType, WriteRecord};
 
@@ -90,89 +94,6 @@ pub enum LeaseServerError {
     },
 }
 
-/// Fault switches. Each is active until its deadline (far future = until cleared).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FaultState {
-    /// Requests are held (not answered) until then.
-    pub stall_until: Option<Instant>,
-    /// Requests are answered 500 InternalError until then.
-    pub fail_until: Option<Instant>,
-    /// The listener is closed (connections refused, open ones dropped) until then.
-    pub refuse_until: Option<Instant>,
-}
-
-/// The fault switches of one server; cheap to clone.
-#[derive(Clone)]
-pub struct Faults {
-    tx: Arc<watch::Sender<FaultState>>,
-}
-
-impl Faults {
-    fn new() -> Self {
-        Self {
-            tx: Arc::new(watch::channel(FaultState::default()).0),
-        }
-    }
-
-    fn until(d: Option<Duration>) -> Option<Instant> {
-        // "Until cleared" is a deadline ten years away.
-        Some(Instant::now() + d.unwrap_or(Duration::from_secs(10 * 365 * 86_400)))
-    }
-
-    /// Holds every request for `d` (None: until [`Faults::clear`]), then serves it.
-    pub fn stall(&self, d: Option<Duration>) {
-        self.tx.send_modify(|s| s.stall_until = Self::until(d));
-    }
-
-    /// Answers every request with 500 for `d` (None: until cleared).
-    pub fn fail(&self, d: Option<Duration>) {
-        self.tx.send_modify(|s| s.fail_until = Self::until(d));
-    }
-
-    /// Closes the listener and every open connection for `d` (None: until cleared).
-    pub fn refuse(&self, d: Option<Duration>) {
-        self.tx.send_modify(|s| s.refuse_until = Self::until(d));
-    }
-
-    /// Clears every fault.
-    pub fn clear(&self) {
-        self.tx.send_replace(FaultState::default());
-    }
-
-    /// Current switches.
-    pub fn state(&self) -> FaultState {
-        *self.tx.borrow()
-    }
-
-    fn active(until: Option<Instant>) -> bool {
-        until.is_some_and(|t| t > Instant::now())
-    }
-
-    fn failing(&self) -> bool {
-        Self::active(self.tx.borrow().fail_until)
-    }
-
-    fn refusing(&self) -> bool {
-        Self::active(self.tx.borrow().refuse_until)
-    }
-
-    async fn wait_while_stalled(&self) {
-        let mut rx = self.tx.subscribe();
-        loop {
-            let until = rx.borrow_and_update().stall_until;
-            match until {
-                Some(t) if t > Instant::now() => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(t.into()) => {}
-                        _ = rx.changed() => {}
-                    }
-                }
-                _ => return,
-            }
-        }
-    }
-}
-
 /// State shared by every connection.
 pub(crate) struct Shared {
     store: Mutex<Store>,
@@ -181,6 +102,9 @@ pub(crate) struct Shared {
     token: String,
     advertise: String,
     started: Instant,
+    requests: std::sync::atomic::AtomicU64,
+    /// Bumped to drop every open connection (refuse fault, stop).
+    epoch: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -242,7 +166,7 @@ impl LeaseServer {
         let mut sans = cfg.extra_sans.clone();
         sans.push(addr.ip());
         let pki = Pki::generate(&sans)?;
-        let tls = Arc::new(tls_config(&pki)?);
+        let tls = Arc::new(listener::tls_config(&pki)?);
         let token = cfg.token.clone().unwrap_or_else(store::random_token);
         let url = server_url(addr);
 
@@ -265,9 +189,11 @@ impl LeaseServer {
             token,
             advertise: addr.to_string(),
             started: Instant::now(),
+            requests: Default::default(),
+            epoch: watch::channel(0).0,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(accept_loop(
+        let mut tasks = vec![tokio::spawn(listener::accept_loop(
             listener,
             addr,
             tls,
@@ -360,9 +286,22 @@ impl LeaseServer {
         self.shared.read(|s| s.writes().to_vec())
     }
 
+    /// How many API requests arrived so far (every verb, watches included, faults included).
+    pub fn requests(&self) -> u64 {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many watch streams are open now.
+    pub fn watchers(&self) -> usize {
+        self.shared.events.receiver_count()
+    }
+
     /// Stops serving (also done on drop).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+        self.shared.epoch.send_modify(|e| *e += 1);
         for t in &self.tasks {
             t.abort();
         }
@@ -382,129 +321,4 @@ fn server_url(addr: SocketAddr) -> String {
         ip => ip,
     };
     format!("https://{}", SocketAddr::new(ip, addr.port()))
-}
-
-fn tls_config(pki: &Pki) -> Result<rustls::ServerConfig, LeaseServerError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in pem_certs(&pki.ca_cert_pem) {
-        roots.add(cert)?;
-    }
-    // Like kube-apiserver: a client certificate is optional (token auth), but if one is
-    // presented it must chain to our CA.
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .map_err(|e| LeaseServerError::Verifier(e.to_string()))?;
-    let key = pem_key(&pki.server_key_pem).ok_or(PkiError::Pkcs8Layout)?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(pem_certs(&pki.server_cert_pem), key)?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(cfg)
-}
-
-fn pem_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject as _;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
-        .filter_map(Result::ok)
-        .collect()
-}
-
-fn pem_key(pem: &str) -> Option<rustls::pki_types::PrivateKeyDer<'static>> {
-    use rustls::pki_types::pem::PemObject as _;
-    rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).ok()
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    addr: SocketAddr,
-    tls: Arc<rustls::ServerConfig>,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut faults = shared.faults.tx.subscribe();
-    // Bumped to drop every open connection (refuse fault, stop).
-    let (epoch_tx, _) = watch::channel(0u64);
-    let mut listener = Some(listener);
-    loop {
-        if *stop.borrow() {
-            epoch_tx.send_modify(|e| *e += 1);
-            return;
-        }
-        if shared.faults.refusing() {
-            if listener.take().is_some() {
-                epoch_tx.send_modify(|e| *e += 1);
-                tracing::info!("lease-server: refusing connections");
-            }
-            let until = faults.borrow_and_update().refuse_until;
-            tokio::select! {
-                _ = tokio::time::sleep_until(until.unwrap_or_else(Instant::now).into()) => {}
-                _ = faults.changed() => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
-        let Some(l) = listener.as_ref() else {
-            match TcpListener::bind(addr).await {
-                Ok(l) => {
-                    tracing::info!("lease-server: accepting connections again");
-                    listener = Some(l);
-                }
-                Err(e) => {
-                    tracing::warn!("lease-server: rebind {addr}: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            continue;
-        };
-        tokio::select! {
-            accepted = l.accept() => match accepted {
-                Ok((tcp, _)) => {
-                    tokio::spawn(serve_connection(tcp, acceptor.clone(), shared.clone(), epoch_tx.subscribe()));
-                }
-                Err(e) => {
-                    tracing::warn!("lease-server: accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            },
-            _ = faults.changed() => {}
-            _ = stop.changed() => {}
-        }
-    }
-}
-
-async fn serve_connection(
-    tcp: TcpStream,
-    acceptor: tokio_rustls::TlsAcceptor,
-    shared: Arc<Shared>,
-    mut epoch: watch::Receiver<u64>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!("lease-server: TLS handshake: {e}");
-            return;
-        }
-        Err(_) => return,
-    };
-    // With allow_unauthenticated, rustls fails the handshake on a bad certificate, so any
-    // certificate still here chains to our CA.
-    let client_cert = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .is_some_and(|c| !c.is_empty());
-    let svc = hyper::service::service_fn(move |req| http::handle(shared.clone(), client_cert, req));
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
-    tokio::select! {
-        _ = conn => {}
-        _ = epoch.changed() => {}
-    }
 }
