@@ -9,4 +9,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod election;
 pub mod logging;
+pub mod manifest;

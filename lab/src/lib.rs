@@ -8,7 +8,10 @@
 //! Does not own: cpvip itself. The lab runs the `cpvip` binary as a process and observes it from
 //! outside (routes in the router, TCP connects to the VIP, the Lease holder), as an operator would.
 
+pub mod bench;
 pub mod config_text;
+pub mod demo;
+pub mod lease_server;
 pub mod netns;
 pub mod probe;
 pub mod router;

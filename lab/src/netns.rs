@@ -500,6 +500,13 @@ impl Proc {
         self.child.wait().ok()
     }
 
+    /// Lets the process outlive this guard (the hands-on lab's `up`); returns its PID.
+    pub fn detach(self) -> i32 {
+        let pid = self.pid();
+        std::mem::forget(self);
+        pid
+    }
+
     /// The command line, for messages.
     pub fn command(&self) -> &str {
         &self.command
