@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+mod jitter;
 mod peer;
 pub mod session;
 pub mod sockopt;
