@@ -9,6 +9,7 @@
 //! caller decides the announced set; this crate carries it to every peer.
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 mod jitter;
 mod peer;
