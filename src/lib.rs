@@ -5,3 +5,9 @@
 //! inputs to that decision (`health`, `election`), the HTTP surface (`http`), the manifest
 //! renderers (`manifest`) and the `cpvip status` client (`status`). It composes the BGP speaker
 //! (`cpvip-bgp`) and the host VIP manager (`cpvip-netlink`), which know nothing of Kubernetes.
+
+pub mod daemon;
+//pub mod health;
+//pub mod http;
+//pub mod metrics;
+//pub mod status;
