@@ -7,7 +7,7 @@
 //! (`cpvip-bgp`) and the host VIP manager (`cpvip-netlink`), which know nothing of Kubernetes.
 
 pub mod daemon;
-//pub mod health;
+pub mod health;
 //pub mod http;
 //pub mod metrics;
 //pub mod status;
