@@ -8,6 +8,9 @@
 
 pub mod daemon;
 pub mod health;
-//pub mod http;
-//pub mod metrics;
-//pub mod status;
+pub mod http;
+pub mod metrics;
+pub mod status;
+
+#[cfg(test)]
+mod test_support;
