@@ -15,6 +15,7 @@
 pub mod decision;
 pub mod lifecycle;
 pub mod reconcile;
+pub mod service;
 
 use std::net::IpAddr;
 use std::time::Duration;
