@@ -6,11 +6,11 @@
 //! interruptible, which is how a flapping input keeps an announced VIP bound.
 //!
 //! Shutdown (first SIGTERM/SIGINT), bounded by `handover_max + shutdown_budget` (3 s):
-//! 1. stop contending; a serving leader hands over make-before-break: release the Lease, keep
-//!    serving until the Lease shows a new holder plus a grace (at most `handover_max`); with
+//! 1. a serving leader hands over make-before-break: release the Lease, keep serving until the
+//!    Lease shows a new holder plus a grace (at most `handover_max`); with
 //!    `unbind_before_handover` (`--garp` on a shared L2 segment) it stops serving first instead;
-//! 2. withdraw, Cease "cpvip shutting down" to every peer, stop the election (releases the
-//!    Lease if still held), wait out the drain, unbind the VIP.
+//! 2. stop contending, withdraw, Cease "cpvip shutting down" to every peer, stop the election
+//!    (releases the Lease if still held), wait out the drain, unbind the VIP.
 //!
 //! Exit codes: [`EXIT_OK`] (0) when every step succeeded, [`EXIT_FAILURE`] (1) when a step
 //! failed or ran out of time, [`EXIT_FORCED`] (130, as a shell reports an interrupted process)
@@ -246,8 +246,11 @@ impl<V: VipActuator, R: RouteActuator, E: Election> Daemon<V, R, E> {
     }
 
     async fn shutdown(&mut self) -> i32 {
-        self.election.set_eligible(false);
         let mut ok = true;
+        // Read before anything touches the election, and stay eligible until the hand-over
+        // is done: the election releases the Lease as soon as it is told not to contend,
+        // which would let another node take over while this one still serves (a gap with
+        // BGP, two ARP owners with `--garp`).
         let is_leader = *self.election.leader().borrow();
         if self.settings.mode == Mode::Leader && is_leader {
             if self.settings.unbind_before_handover {
@@ -263,6 +266,7 @@ impl<V: VipActuator, R: RouteActuator, E: Election> Daemon<V, R, E> {
                 self.hand_over().await;
             }
         }
+        self.election.set_eligible(false);
         self.publish_phase(Phase::ShuttingDown);
         let deadline = Instant::now() + self.settings.shutdown_budget;
         if self.reconciler.applied().announced {

@@ -299,6 +299,10 @@ async fn leader_hands_over_make_before_break() {
     );
     let calls = spy.calls();
     assert!(index(&calls, &Call::Release) < index(&calls, &Call::Withdraw));
+    assert!(
+        index(&calls, &Call::Release) < last_index(&calls, &Call::SetEligible(false)),
+        "released through the hand-over, not by turning ineligible first: {calls:?}"
+    );
     assert!(index(&calls, &Call::Withdraw) < last_index(&calls, &Call::Unbind));
     spy.assert_ordering();
 }
@@ -341,6 +345,10 @@ async fn garp_leader_unbinds_before_releasing_the_lease() {
         .rposition(|c| *c == Call::Unbind)
         .expect("unbound");
     assert!(unbind < index(&calls, &Call::ElectionShutdown), "{calls:?}");
+    assert!(
+        unbind < last_index(&calls, &Call::SetEligible(false)),
+        "not told to stop contending (which releases) before the VIP is gone: {calls:?}"
+    );
     assert!(index(&calls, &Call::Withdraw) < unbind);
     spy.assert_ordering();
 }
