@@ -395,3 +395,22 @@ async fn lease_transitions_are_counted() {
     assert_eq!(status.holder.as_deref(), Some("c"));
     assert_eq!(status.lease_transitions, 2);
 }
+
+#[tokio::test]
+async fn sigterm_and_sigint_are_forwarded() {
+    // Installing the handlers makes this test process catch both signals from now on, so
+    // sending them to ourselves (by PID) is harmless to the other tests.
+    let mut rx = forward_signals().expect("install signal handlers");
+    let pid = std::process::id().to_string();
+    for signal in ["-TERM", "-INT"] {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{signal} not forwarded"))
+            .expect("forwarder alive");
+    }
+}
