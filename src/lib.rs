@@ -6,9 +6,13 @@
 //! renderers (`manifest`) and the `cpvip status` client (`status`). It composes the BGP speaker
 //! (`cpvip-bgp`) and the host VIP manager (`cpvip-netlink`), which know nothing of Kubernetes.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod health;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod status;
 

@@ -7,3 +7,13 @@
 //!
 //! Does not own: cpvip itself. The lab runs the `cpvip` binary as a process and observes it from
 //! outside (routes in the router, TCP connects to the VIP, the Lease holder), as an operator would.
+
+pub mod bench;
+pub mod config_text;
+pub mod demo;
+pub mod netns;
+pub mod probe;
+pub mod router;
+pub mod standin;
+mod sys;
+pub mod topology;

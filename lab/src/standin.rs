@@ -1,0 +1,163 @@
+//! Stand-ins for what an RKE2 server listens on: the Kubernetes API (6443) and the supervisor
+//! (9345), over TLS, each answering with its node's name; plus UDP and TCP echo ports for the
+//! client probe. A stand-in's health endpoints (`/readyz`, `/ping`) fail while a switch file
+//! exists, so the lab can make a node unhealthy without touching cpvip.
+//!
+//! HTTP handling is deliberately minimal (one request per connection, `Connection: close`): just
+//! enough for curl, cpvip's health checks and the probe.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// What one stand-in process serves.
+#[derive(Debug, Clone)]
+pub struct StandinConfig {
+    /// Node name put in every answer.
+    pub node: String,
+    /// HTTPS listeners: (address, kind).
+    pub https: Vec<(SocketAddr, Kind)>,
+    /// UDP echo port (answers `<node> <payload>`).
+    pub udp_echo: Option<SocketAddr>,
+    /// TCP port that writes `<node>\n` and closes.
+    pub tcp_hello: Option<SocketAddr>,
+    /// Directory of switch files `fail-6443` / `fail-9345`.
+    pub switch_dir: PathBuf,
+    /// Bearer token `/readyz` requires (401 without it), like kube-apiserver with anonymous auth off.
+    pub token: Option<String>,
+}
+
+/// Which server a listener imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// kube-apiserver: `/readyz` needs credentials.
+    Apiserver,
+    /// RKE2 supervisor: `/ping` answers `pong` without credentials.
+    Supervisor,
+}
+
+impl Kind {
+    fn switch_file(self) -> &'static str {
+        match self {
+            Kind::Apiserver => "fail-6443",
+            Kind::Supervisor => "fail-9345",
+        }
+    }
+}
+
+/// Serves until the process is stopped.
+pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
+    let tls = Arc::new(tls_config(&config.node)?);
+    let config = Arc::new(config);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (addr, kind) in config.https.clone() {
+        let listener = TcpListener::bind(addr).await?;
+        let (tls, config) = (tls.clone(), config.clone());
+        tasks.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                let config = config.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = handle_http(stream, kind, &config).await;
+                    }
+                });
+            }
+        });
+    }
+    if let Some(addr) = config.udp_echo {
+        let socket = UdpSocket::bind(addr).await?;
+        let node = config.node.clone();
+        tasks.spawn(async move {
+            let mut buf = [0u8; 512];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let mut reply = format!("{node} ").into_bytes();
+                reply.extend_from_slice(&buf[..n]);
+                let _ = socket.send_to(&reply, from).await;
+            }
+        });
+    }
+    if let Some(addr) = config.tcp_hello {
+        let listener = TcpListener::bind(addr).await?;
+        let node = config.node.clone();
+        tasks.spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let line = format!("{node}\n");
+                tokio::spawn(async move {
+                    let _ = stream.write_all(line.as_bytes()).await;
+                });
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn handle_http<S>(mut stream: S, kind: Kind, config: &StandinConfig) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut request = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&request);
+    let path = text.split_whitespace().nth(1).unwrap_or("/");
+    let authorized = match &config.token {
+        None => true,
+        Some(token) => text.lines().any(|l| {
+            l.to_ascii_lowercase().starts_with("authorization:")
+                && l.trim_end().ends_with(&format!("Bearer {token}"))
+        }),
+    };
+    let failing = config.switch_dir.join(kind.switch_file()).exists();
+    let (status, body) = match (kind, path) {
+        (Kind::Apiserver, "/readyz") if !authorized => {
+            ("401 Unauthorized", "Unauthorized\n".to_owned())
+        }
+        (Kind::Apiserver, "/readyz") if failing => (
+            "500 Internal Server Error",
+            "readyz check failed\n".to_owned(),
+        ),
+        (Kind::Apiserver, "/readyz") => ("200 OK", "ok".to_owned()),
+        (Kind::Supervisor, "/ping") if failing => {
+            ("500 Internal Server Error", "not ready\n".to_owned())
+        }
+        (Kind::Supervisor, "/ping") => ("200 OK", "pong".to_owned()),
+        _ => ("200 OK", format!("{}\n", config.node)),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Node: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        config.node
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+fn tls_config(node: &str) -> anyhow::Result<rustls::ServerConfig> {
+    let cert = rcgen::generate_simple_self_signed(vec![node.to_owned(), "localhost".to_owned()])?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)?)
+}

@@ -1,0 +1,98 @@
+//! What the binary does with a parsed command line: validate, set up logging, dispatch, and map
+//! the outcome to the exit status of DESIGN.md (0 ok, 1 runtime failure, 2 usage or config).
+
+use std::net::SocketAddr;
+
+use clap::ValueEnum;
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, ManifestArgs, ManifestKind, RunArgs, StatusArgs};
+use crate::config::{Config, ConfigError, HostFacts, defaults};
+use crate::logging;
+
+/// Exit status of a clean exit.
+pub const EXIT_OK: u8 = 0;
+/// Exit status of a runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status of a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The version line of `cpvip version`: crate version and the git commit it was built from.
+pub fn version_line() -> String {
+    format!(
+        "cpvip {} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("CPVIP_GIT_COMMIT")
+    )
+}
+
+/// Runs the parsed command line and returns the process's exit status.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run(args) => run_daemon(&args),
+        Command::Manifest(args) => manifest(&args),
+        Command::Status(args) => status(&args),
+        Command::Version => {
+            println!("{}", version_line());
+            ExitCode::from(EXIT_OK)
+        }
+    }
+}
+
+/// Prints a configuration error as its one line and returns exit status 2.
+fn usage_error(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn run_daemon(args: &RunArgs) -> ExitCode {
+    let validated = match Config::from_args(args, &HostFacts::from_system()) {
+        Ok(validated) => validated,
+        Err(error) => return usage_error(error),
+    };
+    if let Err(error) = logging::init(&validated.config.log) {
+        return usage_error(error);
+    }
+    for warning in &validated.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(version = %version_line(), "configuration: {}", validated.config.summary());
+    start_daemon(validated.config)
+}
+
+/// Hands the validated configuration to the daemon (issue: daemon); until it lands, says so.
+fn start_daemon(_config: Config) -> ExitCode {
+    tracing::error!("daemon not yet implemented");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn manifest(args: &ManifestArgs) -> ExitCode {
+    // RBAC does not depend on the run flags; pod and unit carry them, so they must be valid.
+    if args.kind != ManifestKind::Rbac
+        && let Err(error) = Config::from_args(&args.run, &HostFacts::from_system())
+    {
+        return usage_error(error);
+    }
+    let kind = args
+        .kind
+        .to_possible_value()
+        .map(|value| value.get_name().to_owned());
+    eprintln!(
+        "error: cpvip manifest {}: not yet implemented",
+        kind.unwrap_or_default()
+    );
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn status(args: &StatusArgs) -> ExitCode {
+    let text = args.http.as_deref().unwrap_or(defaults::HTTP_LISTEN);
+    if text.parse::<SocketAddr>().is_err() {
+        return usage_error(ConfigError::value(
+            "--http",
+            text,
+            "must be an IP address and port, like 127.0.0.1:2112",
+        ));
+    }
+    eprintln!("error: cpvip status: not yet implemented");
+    ExitCode::from(EXIT_FAILURE)
+}
