@@ -67,7 +67,7 @@ pub async fn run_status(addr: SocketAddr, json: bool) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(err) => {
-            eprintln!("cpvip status: {err}");
+            eprintln!("error: cpvip status: {err}");
             Ok(1)
         }
     }

@@ -36,7 +36,8 @@ fn lab(tag: &str, router: RouterKind, mode: &str, extra: &[&str]) -> Lab {
         .map(|s| s.to_string())
         .collect();
     let lab = Lab::up(config, &|line| eprintln!("[{tag}] {line}")).expect("lab up");
-    lab.wait_sessions(Duration::from_secs(30)).expect("sessions up");
+    lab.wait_sessions(Duration::from_secs(30))
+        .expect("sessions up");
     lab
 }
 
@@ -49,25 +50,47 @@ fn vip6(lab: &Lab) -> IpAddr {
 }
 
 fn one_leader(lab: &Lab, vip: IpAddr) -> String {
-    lab.wait_next_hops(vip, Duration::from_secs(20), |h| h.len() == 1).expect("one leader")[0].clone()
+    lab.wait_next_hops(vip, Duration::from_secs(20), |h| h.len() == 1)
+        .expect("one leader")[0]
+        .clone()
 }
 
 fn vip_bound(lab: &Lab, i: usize) -> bool {
-    lab.nodes[i].ns.exec(&["ip", "-4", "addr", "show", "dev", "lo"]).is_ok_and(|o| o.contains(&format!("{}/32", lab.plan.vip_v4)))
+    lab.nodes[i]
+        .ns
+        .exec(&["ip", "-4", "addr", "show", "dev", "lo"])
+        .is_ok_and(|o| o.contains(&format!("{}/32", lab.plan.vip_v4)))
 }
 
 #[test]
 fn leader_mode_serves_6443_and_9345_on_both_vips_through_the_router() {
     let lab = lab("e2e-leader", RouterKind::Bird, "leader", &[]);
     let leader = one_leader(&lab, vip4(&lab));
-    assert_eq!(one_leader(&lab, vip6(&lab)), leader, "both VIPs follow the one leader");
+    assert_eq!(
+        one_leader(&lab, vip6(&lab)),
+        leader,
+        "both VIPs follow the one leader"
+    );
     for vip in [vip4(&lab), vip6(&lab)] {
-        assert_eq!(lab.client_curl(vip, 6443, "/").expect("curl 6443").trim(), leader);
-        assert_eq!(lab.client_curl(vip, 9345, "/ping").expect("curl 9345").trim(), "pong");
+        assert_eq!(
+            lab.client_curl(vip, 6443, "/").expect("curl 6443").trim(),
+            leader
+        );
+        assert_eq!(
+            lab.client_curl(vip, 9345, "/ping")
+                .expect("curl 9345")
+                .trim(),
+            "pong"
+        );
     }
     for i in 0..lab.nodes.len() {
         let is_leader = lab.nodes[i].plan.name == leader;
-        assert_eq!(vip_bound(&lab, i), is_leader, "only the leader has the VIP ({})", lab.nodes[i].plan.name);
+        assert_eq!(
+            vip_bound(&lab, i),
+            is_leader,
+            "only the leader has the VIP ({})",
+            lab.nodes[i].plan.name
+        );
     }
 }
 
@@ -75,17 +98,26 @@ fn leader_mode_serves_6443_and_9345_on_both_vips_through_the_router() {
 fn anycast_mode_gives_the_router_an_ecmp_route_and_follows_health() {
     let lab = lab("e2e-anycast", RouterKind::Bird, "anycast", &[]);
     let all: Vec<String> = lab.nodes.iter().map(|n| n.plan.name.clone()).collect();
-    lab.wait_next_hops(vip4(&lab), Duration::from_secs(20), |h| h == all.as_slice()).expect("ECMP over all nodes");
-    lab.wait_next_hops(vip6(&lab), Duration::from_secs(20), |h| h == all.as_slice()).expect("IPv6 ECMP");
+    lab.wait_next_hops(vip4(&lab), Duration::from_secs(20), |h| h == all.as_slice())
+        .expect("ECMP over all nodes");
+    lab.wait_next_hops(vip6(&lab), Duration::from_secs(20), |h| h == all.as_slice())
+        .expect("IPv6 ECMP");
     // The supervisor on n2 fails: n2 withdraws within interval x fall (+ slack) and unbinds.
     let t0 = Instant::now();
     lab.set_standin_failing(1, 9345, true).expect("fail n2");
-    lab.wait_next_hops(vip4(&lab), Duration::from_secs(5), |h| h.len() == 2 && !h.contains(&"n2".to_string()))
-        .expect("n2 withdrawn");
+    lab.wait_next_hops(vip4(&lab), Duration::from_secs(5), |h| {
+        h.len() == 2 && !h.contains(&"n2".to_string())
+    })
+    .expect("n2 withdrawn");
     let withdrawn = t0.elapsed();
-    assert!(cpvip_lab::netns::wait_until(Duration::from_secs(2), Duration::from_millis(20), || !vip_bound(&lab, 1)));
+    assert!(cpvip_lab::netns::wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || !vip_bound(&lab, 1)
+    ));
     lab.set_standin_failing(1, 9345, false).expect("heal n2");
-    lab.wait_next_hops(vip4(&lab), Duration::from_secs(5), |h| h == all.as_slice()).expect("n2 back after rise");
+    lab.wait_next_hops(vip4(&lab), Duration::from_secs(5), |h| h == all.as_slice())
+        .expect("n2 back after rise");
     eprintln!("anycast health withdraw took {withdrawn:?} (interval 200ms x fall 3)");
 }
 
@@ -96,24 +128,47 @@ fn leader_sigkill_and_link_cut_fail_over_within_the_lease() {
     let leader = one_leader(&lab, vip);
     let li = lab.node_index(&leader).expect("leader index");
     let t0 = Instant::now();
-    lab.nodes[li].cpvip.as_ref().expect("cpvip").signal(libc::SIGKILL).expect("kill");
-    let new = lab.wait_next_hops(vip, Duration::from_secs(15), |h| h.len() == 1 && h[0] != leader).expect("takeover")[0].clone();
+    lab.nodes[li]
+        .cpvip
+        .as_ref()
+        .expect("cpvip")
+        .signal(libc::SIGKILL)
+        .expect("kill");
+    let new = lab
+        .wait_next_hops(vip, Duration::from_secs(15), |h| {
+            h.len() == 1 && h[0] != leader
+        })
+        .expect("takeover")[0]
+        .clone();
     eprintln!("SIGKILL: {new} leads after {:?}", t0.elapsed());
     assert_eq!(lab.client_curl(vip, 6443, "/").expect("curl").trim(), new);
     // A crash-restart cleans the VIP the killed process left behind.
     lab.nodes[li].cpvip = None;
     lab.start_cpvip(li).expect("restart");
-    assert!(cpvip_lab::netns::wait_until(Duration::from_secs(5), Duration::from_millis(20), || !vip_bound(&lab, li)));
+    assert!(cpvip_lab::netns::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || !vip_bound(&lab, li)
+    ));
 
     // Now cut the new leader off the segment: it cannot renew, fences itself, a standby takes over.
     let ni = lab.node_index(&new).expect("index");
     let t0 = Instant::now();
     lab.set_link(ni, false).expect("cut");
-    let third = lab.wait_next_hops(vip, Duration::from_secs(25), |h| h.len() == 1 && h[0] != new).expect("takeover")[0].clone();
+    let third = lab
+        .wait_next_hops(vip, Duration::from_secs(25), |h| {
+            h.len() == 1 && h[0] != new
+        })
+        .expect("takeover")[0]
+        .clone();
     let took = t0.elapsed();
     eprintln!("link cut: {third} leads after {took:?}");
     // The cut leader fenced itself: it no longer has the VIP bound after its renew deadline.
-    assert!(cpvip_lab::netns::wait_until(Duration::from_secs(5), Duration::from_millis(50), || !vip_bound(&lab, ni)));
+    assert!(cpvip_lab::netns::wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || !vip_bound(&lab, ni)
+    ));
     lab.set_link(ni, true).expect("reconnect");
 }
 
@@ -126,14 +181,33 @@ fn planned_hand_over_keeps_the_vip_reachable() {
     let probe = client_probe(&lab, vip).expect("probe");
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
-    lab.nodes[li].cpvip.as_ref().expect("cpvip").signal(libc::SIGTERM).expect("term");
-    lab.wait_next_hops(vip, Duration::from_secs(10), |h| h.len() == 1 && h[0] != leader).expect("hand-over");
-    let status = lab.nodes[li].cpvip.as_mut().expect("cpvip").wait_timeout(Duration::from_secs(5));
+    lab.nodes[li]
+        .cpvip
+        .as_ref()
+        .expect("cpvip")
+        .signal(libc::SIGTERM)
+        .expect("term");
+    lab.wait_next_hops(vip, Duration::from_secs(10), |h| {
+        h.len() == 1 && h[0] != leader
+    })
+    .expect("hand-over");
+    let status = lab.nodes[li]
+        .cpvip
+        .as_mut()
+        .expect("cpvip")
+        .wait_timeout(Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(500));
     let report = probe.finish().expect("probe");
     let gap = report.outage_after(t0);
-    eprintln!("hand-over gap {gap:?}, lost {} of {}", report.lost_after(t0), report.sent());
-    assert!(status.is_some_and(|s| s.success()), "SIGTERM exits 0: {status:?}");
+    eprintln!(
+        "hand-over gap {gap:?}, lost {} of {}",
+        report.lost_after(t0),
+        report.sent()
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM exits 0: {status:?}"
+    );
     assert!(gap < Duration::from_secs(2), "hand-over gap {gap:?}");
     assert!(!vip_bound(&lab, li), "the old leader unbound the VIP");
 }
@@ -145,9 +219,21 @@ fn unhealthy_leader_hands_leadership_to_a_healthy_node() {
     let leader = one_leader(&lab, vip);
     let li = lab.node_index(&leader).expect("leader index");
     lab.set_standin_failing(li, 9345, true).expect("fail");
-    let new = lab.wait_next_hops(vip, Duration::from_secs(10), |h| h.len() == 1 && h[0] != leader).expect("moved")[0].clone();
-    assert_eq!(lab.client_curl(vip, 9345, "/ping").expect("curl").trim(), "pong");
-    assert!(cpvip_lab::netns::wait_until(Duration::from_secs(3), Duration::from_millis(20), || !vip_bound(&lab, li)));
+    let new = lab
+        .wait_next_hops(vip, Duration::from_secs(10), |h| {
+            h.len() == 1 && h[0] != leader
+        })
+        .expect("moved")[0]
+        .clone();
+    assert_eq!(
+        lab.client_curl(vip, 9345, "/ping").expect("curl").trim(),
+        "pong"
+    );
+    assert!(cpvip_lab::netns::wait_until(
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        || !vip_bound(&lab, li)
+    ));
     eprintln!("leadership moved from {leader} to {new}");
 }
 
@@ -157,7 +243,15 @@ fn sessions_come_back_after_a_router_restart_with_frr() {
     let vip = vip4(&lab);
     let leader = one_leader(&lab, vip);
     lab.restart_router().expect("restart router");
-    lab.wait_sessions(Duration::from_secs(30)).expect("sessions back by themselves");
-    assert_eq!(one_leader(&lab, vip), leader, "the leader did not change with the router");
-    assert_eq!(lab.client_curl(vip, 6443, "/").expect("curl").trim(), leader);
+    lab.wait_sessions(Duration::from_secs(30))
+        .expect("sessions back by themselves");
+    assert_eq!(
+        one_leader(&lab, vip),
+        leader,
+        "the leader did not change with the router"
+    );
+    assert_eq!(
+        lab.client_curl(vip, 6443, "/").expect("curl").trim(),
+        leader
+    );
 }

@@ -13,6 +13,7 @@
 //! adapts them to these traits, so every ordering rule here is tested with spies.
 
 pub mod decision;
+pub mod from_config;
 pub mod lifecycle;
 pub mod reconcile;
 pub mod service;
