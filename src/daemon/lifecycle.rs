@@ -51,8 +51,9 @@ pub trait Election: Send + Sync {
         &self,
         max: Duration,
     ) -> impl Future<Output = Option<String>> + Send;
-    /// Stops the election, releasing the Lease if still held.
-    fn shutdown(&self) -> impl Future<Output = Result<(), ActuatorError>> + Send;
+    /// Stops the election, releasing the Lease if still held. Consumes the election, as the
+    /// real handle's `shutdown(self)` does.
+    fn shutdown(self) -> impl Future<Output = Result<(), ActuatorError>> + Send;
 }
 
 /// The election of anycast mode: nobody leads, nothing to release.
@@ -81,7 +82,7 @@ impl Election for NoElection {
     async fn release_and_wait_new_holder(&self, _max: Duration) -> Option<String> {
         None
     }
-    async fn shutdown(&self) -> Result<(), ActuatorError> {
+    async fn shutdown(self) -> Result<(), ActuatorError> {
         Ok(())
     }
 }
@@ -245,7 +246,7 @@ impl<V: VipActuator, R: RouteActuator, E: Election> Daemon<V, R, E> {
         });
     }
 
-    async fn shutdown(&mut self) -> i32 {
+    async fn shutdown(mut self) -> i32 {
         let mut ok = true;
         // Read before anything touches the election, and stay eligible until the hand-over
         // is done: the election releases the Lease as soon as it is told not to contend,
@@ -277,14 +278,16 @@ impl<V: VipActuator, R: RouteActuator, E: Election> Daemon<V, R, E> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let cease = self.reconciler.routes().shutdown(CEASE_REASON, remaining);
         ok &= step_ok("BGP Cease", timeout_at(deadline, cease).await);
-        let release = timeout_at(deadline, self.election.shutdown());
+        let election = self.election;
+        let release = timeout_at(deadline, election.shutdown());
         ok &= step_ok("release the Lease", release.await);
         if self.reconciler.applied().bound != Some(false) {
             sleep_until((withdrawn_at + self.reconciler.drain()).min(deadline)).await;
             let unbind = timeout_at(deadline, self.reconciler.execute(Step::Unbind));
             ok &= step_ok("unbind", unbind.await.map(|r| r.map_err(|(e, _)| e)));
         }
-        self.publish_phase(Phase::ShuttingDown);
+        let reconcile = self.reconciler.subscribe().borrow().clone();
+        self.status.send_modify(|s| s.reconcile = reconcile);
         if ok { EXIT_OK } else { EXIT_FAILURE }
     }
 

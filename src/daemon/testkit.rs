@@ -209,7 +209,7 @@ impl Election for FakeElection {
             _ => None,
         }
     }
-    async fn shutdown(&self) -> Result<(), ActuatorError> {
+    async fn shutdown(self) -> Result<(), ActuatorError> {
         self.spy
             .record("election-shutdown", Call::ElectionShutdown)
             .map(|_| {
