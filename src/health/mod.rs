@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod fsm;
+pub mod kubeconfig;
 pub mod tls;
 
 use std::sync::Arc;

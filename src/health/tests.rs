@@ -278,3 +278,128 @@ async fn no_checks_means_healthy_and_one_failing_check_means_unhealthy() {
         .expect("monitor alive");
     assert_eq!(*verdict.borrow(), Some(false), "the 401 apiserver vetoes");
 }
+
+/// A kubeconfig shaped like RKE2's rke2.yaml: inline CA, client certificate and SEC1 key.
+fn rke2_yaml(pki: &Pki, server: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: {ca}
+    server: {server}
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {{}}
+users:
+- name: default
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+",
+        ca = b64(&pki.ca_pem),
+        cert = b64(&pki.client_cert_pem),
+        key = b64(&pki.client_key_sec1_pem()),
+    )
+}
+
+struct TempFiles(std::path::PathBuf);
+
+impl TempFiles {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cpvip-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+    fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn apiserver_check_authenticates_with_an_rke2_style_kubeconfig() {
+    let pki = Pki::new("rke2");
+    let server = https_server(&pki, true, readyz_with_client_cert()).await;
+    let files = TempFiles::new("rke2-kubeconfig");
+    let path = files.write("rke2.yaml", &rke2_yaml(&pki, "https://127.0.0.1:6443"));
+    let credentials = kubeconfig::api_credentials(&path).expect("credentials");
+    assert!(matches!(credentials.auth, ApiAuth::ClientCert { .. }));
+    assert_eq!(credentials.ca_pem.as_deref(), Some(pki.ca_pem.as_bytes()));
+    let check = Check::apiserver_at(&readyz(&server), &credentials).expect("check");
+    let result = check.probe(TIMEOUT).await;
+    assert!(result.ok, "{result:?}");
+}
+
+#[tokio::test]
+async fn apiserver_check_uses_a_kubeconfig_token_file() {
+    let pki = Pki::new("tokenfile");
+    let server = https_server(&pki, false, readyz_with_token("from-file")).await;
+    let files = TempFiles::new("token-kubeconfig");
+    let token = files.write("token", "from-file\n");
+    let ca = files.write("ca.pem", &pki.ca_pem);
+    let yaml = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority: {ca}
+users:
+- name: u
+  user:
+    tokenFile: {token}
+contexts:
+- name: x
+  context:
+    cluster: c
+    user: u
+current-context: x
+",
+        ca = ca.display(),
+        token = token.display()
+    );
+    let path = files.write("kubeconfig", &yaml);
+    let credentials = kubeconfig::api_credentials(&path).expect("credentials");
+    let check = Check::apiserver_at(&readyz(&server), &credentials).expect("check");
+    let result = check.probe(TIMEOUT).await;
+    assert!(result.ok, "{result:?}");
+}
+
+#[test]
+fn a_kubeconfig_without_credentials_is_refused_clearly() {
+    let files = TempFiles::new("nocreds-kubeconfig");
+    let yaml = "apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]
+users: [{name: u, user: {}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+";
+    let path = files.write("kubeconfig", yaml);
+    let err = kubeconfig::api_credentials(&path)
+        .err()
+        .expect("no credentials");
+    assert!(
+        err.to_string()
+            .contains("neither a token nor a client certificate"),
+        "{err}"
+    );
+    let missing = kubeconfig::api_credentials(&files.0.join("absent.yaml"));
+    assert!(missing.is_err());
+}
