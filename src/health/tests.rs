@@ -392,9 +392,7 @@ contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 ";
     let path = files.write("kubeconfig", yaml);
-    let err = kubeconfig::api_credentials(&path)
-        .err()
-        .expect("no credentials");
+    let err = kubeconfig::api_credentials(&path).expect_err("no credentials");
     assert!(
         err.to_string()
             .contains("neither a token nor a client certificate"),
