@@ -156,6 +156,8 @@ async fn run_check(
         if let Some(state) = fsm.step(event, settings.thresholds) {
             tracing::info!(check = check.name(), ?state, detail = %result.detail, "health check changed");
         }
+        // The verdict is computed and published while the snapshot is locked, so two checks
+        // finishing at once cannot publish their verdicts out of order.
         checks.send_modify(|all| {
             if let Some(snapshot) = all.get_mut(index) {
                 snapshot.state = fsm.state;
@@ -163,12 +165,12 @@ async fn run_check(
                 snapshot.consecutive_fail = fsm.consecutive_fail;
                 snapshot.last = Some(result);
             }
-        });
-        let now = verdict(checks.borrow().iter().map(|s| s.state));
-        verdict_tx.send_if_modified(|v| {
-            let changed = *v != now;
-            *v = now;
-            changed
+            let now = verdict(all.iter().map(|s| s.state));
+            verdict_tx.send_if_modified(|v| {
+                let changed = *v != now;
+                *v = now;
+                changed
+            });
         });
     }
 }
