@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(bird2 frr keepalived iproute2 iputils-ping tcpdump curl procps psmisc util-linux
-          libcap2-bin python3 python3-kubernetes systemd ca-certificates)
+          libcap2-bin python3 python3-kubernetes python3-yaml systemd ca-certificates)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "error: run as root (the lab creates network namespaces and binds addresses)" >&2

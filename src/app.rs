@@ -3,10 +3,9 @@
 
 use std::net::SocketAddr;
 
-use clap::ValueEnum;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ManifestArgs, ManifestKind, RunArgs, StatusArgs};
+use crate::cli::{Cli, Command, ManifestArgs, RunArgs, StatusArgs};
 use crate::config::{Config, ConfigError, HostFacts, defaults};
 use crate::logging;
 
@@ -67,21 +66,20 @@ fn start_daemon(_config: Config) -> ExitCode {
 }
 
 fn manifest(args: &ManifestArgs) -> ExitCode {
-    // RBAC does not depend on the run flags; pod and unit carry them, so they must be valid.
-    if args.kind != ManifestKind::Rbac
-        && let Err(error) = Config::from_args(&args.run, &HostFacts::from_system())
-    {
-        return usage_error(error);
+    match crate::manifest::render(args) {
+        Ok(rendered) => {
+            for warning in &rendered.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", rendered.text);
+            ExitCode::from(EXIT_OK)
+        }
+        Err(crate::manifest::ManifestError::Config(error)) => usage_error(error),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
-    let kind = args
-        .kind
-        .to_possible_value()
-        .map(|value| value.get_name().to_owned());
-    eprintln!(
-        "error: cpvip manifest {}: not yet implemented",
-        kind.unwrap_or_default()
-    );
-    ExitCode::from(EXIT_FAILURE)
 }
 
 fn status(args: &StatusArgs) -> ExitCode {

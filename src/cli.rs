@@ -46,7 +46,14 @@ pub enum Command {
     // Negative numbers reach the config check, which says what range is expected.
     #[command(allow_negative_numbers = true)]
     Run(RunArgs),
-    /// Print a deployment manifest (static pod, systemd unit or RBAC) for the given run flags.
+    /// Print a deployment manifest (static pod, systemd unit and its env file, or RBAC) for the given run flags.
+    ///
+    /// Static pod, the same file on every server: `cpvip manifest pod --vip ...`, saved as
+    /// /var/lib/rancher/rke2/agent/pod-manifests/cpvip.yaml. systemd: `cpvip manifest systemd`
+    /// saved as /etc/systemd/system/cpvip.service, and `cpvip manifest env --vip ...` saved as
+    /// /etc/default/cpvip with mode 0600. The run flags are validated; only those given are
+    /// passed on, so the node name and the BGP router id are found on each node at run time.
+    /// Warnings (a password in the output, a node-specific flag) go to stderr.
     #[command(allow_negative_numbers = true)]
     Manifest(ManifestArgs),
     /// Ask a running daemon for its state (leader, VIP, health, BGP peers).
@@ -58,10 +65,10 @@ pub enum Command {
 /// Arguments of `cpvip manifest`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ManifestArgs {
-    /// Which manifest to print.
+    /// Which manifest to print (to stdout; warnings go to stderr).
     #[arg(value_enum)]
     pub kind: ManifestKind,
-    /// Container image for the static pod.
+    /// Container image for the static pod [default: ghcr.io/cpvip/cpvip:<this version>]
     #[arg(long, value_name = "IMAGE", env = "CPVIP_IMAGE")]
     pub image: Option<String>,
     /// The daemon's flags; the manifest passes each one given here as its `CPVIP_*` variable.
@@ -72,11 +79,13 @@ pub struct ManifestArgs {
 /// The kinds of manifest `cpvip manifest` can print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ManifestKind {
-    /// A static pod for /var/lib/rancher/rke2/agent/pod-manifests.
+    /// A static pod for /var/lib/rancher/rke2/agent/pod-manifests/cpvip.yaml; the run flags become its CPVIP_* env
     Pod,
-    /// A systemd unit.
+    /// A systemd unit for /etc/systemd/system/cpvip.service; it reads the flags from /etc/default/cpvip (see env)
     Systemd,
-    /// The Role and RoleBinding the Lease election needs.
+    /// The /etc/default/cpvip file of the systemd unit: the run flags as CPVIP_* lines
+    Env,
+    /// ServiceAccount, Role and RoleBinding for the Lease (--lease-name, --lease-namespace), for own credentials
     Rbac,
 }
 

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod health;
 pub mod http;
 pub mod logging;
+pub mod manifest;
 pub mod metrics;
 pub mod status;
 

@@ -5,9 +5,31 @@ use std::fmt::Write;
 
 use crate::topology::Plan;
 
+/// Router-side session options beyond the addressing plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterOptions<'a> {
+    /// BFD 100 ms x 3 on every session.
+    pub bfd: bool,
+    /// TCP-MD5 password (RFC 2385) on every session; the nodes need `password=` in `--bgp-peer`.
+    /// One word without quotes: BIRD strings have no escapes, FRR takes one word.
+    pub password: Option<&'a str>,
+}
+
 /// BIRD 2 router: one eBGP session per node and address family, VIP host routes only, ECMP into
 /// the kernel, optional BFD 100 ms x 3.
 pub fn bird(plan: &Plan, bfd: bool) -> String {
+    bird_with(
+        plan,
+        &RouterOptions {
+            bfd,
+            password: None,
+        },
+    )
+}
+
+/// [`bird`] with every option: BFD and TCP-MD5.
+pub fn bird_with(plan: &Plan, options: &RouterOptions<'_>) -> String {
+    let bfd = options.bfd;
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -65,6 +87,9 @@ pub fn bird(plan: &Plan, bfd: bool) -> String {
         if bfd {
             let _ = writeln!(c, "  bfd on;");
         }
+        if let Some(password) = options.password {
+            let _ = writeln!(c, "  password \"{password}\";");
+        }
         let _ = writeln!(c, "}}");
     }
     for node in &plan.nodes {
@@ -84,6 +109,18 @@ pub fn bird(plan: &Plan, bfd: bool) -> String {
 
 /// FRR router: zebra + bgpd (+ bfdd), the same policy as the BIRD router.
 pub fn frr_bgpd(plan: &Plan, bfd: bool) -> String {
+    frr_bgpd_with(
+        plan,
+        &RouterOptions {
+            bfd,
+            password: None,
+        },
+    )
+}
+
+/// [`frr_bgpd`] with every option: BFD and TCP-MD5 (FRR takes the password as one word).
+pub fn frr_bgpd_with(plan: &Plan, options: &RouterOptions<'_>) -> String {
+    let bfd = options.bfd;
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -125,6 +162,9 @@ pub fn frr_bgpd(plan: &Plan, bfd: bool) -> String {
             let _ = writeln!(c, " neighbor {addr} timers connect 1");
             if bfd {
                 let _ = writeln!(c, " neighbor {addr} bfd");
+            }
+            if let Some(password) = options.password {
+                let _ = writeln!(c, " neighbor {addr} password {password}");
             }
         }
     }

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod config_text;
 pub mod demo;
+pub mod lease_server;
 pub mod netns;
 pub mod probe;
 pub mod router;

@@ -46,6 +46,8 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Runs the Kubernetes Lease test server (HTTPS) in this process.
+    LeaseServer(cpvip_lab::lease_server::cli::LeaseServerArgs),
     /// (internal) Stand-in 6443/9345 listeners of one node.
     #[command(hide = true)]
     Standin(StandinArgs),
@@ -121,6 +123,8 @@ struct StandinArgs {
     tcp_hello: Option<SocketAddr>,
     #[arg(long)]
     token: Option<String>,
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
 }
 
 fn lab_config(args: &LabArgs) -> anyhow::Result<LabConfig> {
@@ -161,6 +165,16 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::LeaseServer(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cpvip_lab::lease_server::cli::run(args))
+        }
         Command::Standin(a) => {
             let mut https = Vec::new();
             https.extend(a.apiserver.map(|addr| (addr, Kind::Apiserver)));
@@ -172,6 +186,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 tcp_hello: a.tcp_hello,
                 switch_dir: a.switch_dir,
                 token: a.token,
+                client_ca: a.client_ca,
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

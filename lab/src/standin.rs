@@ -26,8 +26,10 @@ pub struct StandinConfig {
     pub tcp_hello: Option<SocketAddr>,
     /// Directory of switch files `fail-6443` / `fail-9345`.
     pub switch_dir: PathBuf,
-    /// Bearer token `/readyz` requires (401 without it), like kube-apiserver with anonymous auth off.
+    /// Bearer token `/readyz` accepts, like kube-apiserver with anonymous auth off.
     pub token: Option<String>,
+    /// CA whose client certificates `/readyz` accepts (kube-apiserver's client CA).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Which server a listener imitates.
@@ -50,7 +52,7 @@ impl Kind {
 
 /// Serves until the process is stopped.
 pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
-    let tls = Arc::new(tls_config(&config.node)?);
+    let tls = Arc::new(tls_config(&config.node, config.client_ca.as_deref())?);
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     for (addr, kind) in config.https.clone() {
@@ -65,7 +67,13 @@ pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
                 let config = config.clone();
                 tokio::spawn(async move {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        let _ = handle_http(stream, kind, &config).await;
+                        // rustls has verified any certificate against the client CA.
+                        let client_cert = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .is_some_and(|c| !c.is_empty());
+                        let _ = handle_http(stream, kind, &config, client_cert).await;
                     }
                 });
             }
@@ -105,7 +113,12 @@ pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn handle_http<S>(mut stream: S, kind: Kind, config: &StandinConfig) -> std::io::Result<()>
+async fn handle_http<S>(
+    mut stream: S,
+    kind: Kind,
+    config: &StandinConfig,
+    client_cert: bool,
+) -> std::io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -120,13 +133,14 @@ where
     }
     let text = String::from_utf8_lossy(&request);
     let path = text.split_whitespace().nth(1).unwrap_or("/");
-    let authorized = match &config.token {
-        None => true,
-        Some(token) => text.lines().any(|l| {
+    let open = config.token.is_none() && config.client_ca.is_none();
+    let bearer = config.token.as_ref().is_some_and(|token| {
+        text.lines().any(|l| {
             l.to_ascii_lowercase().starts_with("authorization:")
                 && l.trim_end().ends_with(&format!("Bearer {token}"))
-        }),
-    };
+        })
+    });
+    let authorized = open || bearer || client_cert;
     let failing = config.switch_dir.join(kind.switch_file()).exists();
     let (status, body) = match (kind, path) {
         (Kind::Apiserver, "/readyz") if !authorized => {
@@ -152,12 +166,32 @@ where
     stream.shutdown().await
 }
 
-fn tls_config(node: &str) -> anyhow::Result<rustls::ServerConfig> {
+fn tls_config(
+    node: &str,
+    client_ca: Option<&std::path::Path>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let cert = rcgen::generate_simple_self_signed(vec![node.to_owned(), "localhost".to_owned()])?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)?)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in rustls::pki_types::CertificateDer::pem_file_iter(path)? {
+                roots.add(ca?)?;
+            }
+            // Optional: requests without a certificate still reach /readyz's bearer-token check.
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(builder.with_single_cert(vec![cert.cert.der().clone()], key)?)
 }

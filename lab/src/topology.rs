@@ -368,7 +368,8 @@ impl Lab {
             ],
             Some(&log),
         )?);
-        let written = dir.join("kubeconfig");
+        // The RKE2 path: an EC P-256 client certificate, as in rke2.yaml.
+        let written = dir.join("kubeconfig-cert.yaml");
         if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
             written.exists()
         }) {
@@ -399,7 +400,20 @@ impl Lab {
             dir.as_str(),
         ];
         let mut api = common.to_vec();
-        api.extend(["--apiserver", "[::]:6443", "--token", TOKEN]);
+        let client_ca = self
+            .dir
+            .join("lease-server")
+            .join("ca.crt")
+            .to_string_lossy()
+            .into_owned();
+        api.extend([
+            "--apiserver",
+            "[::]:6443",
+            "--token",
+            TOKEN,
+            "--client-ca",
+            client_ca.as_str(),
+        ]);
         node.apiserver = Some(node.ns.spawn(&api, Some(&log))?);
         let mut sup = common.to_vec();
         let (udp, tcp) = (

@@ -29,7 +29,7 @@ pub use community::{Community, LargeCommunity, WELL_KNOWN_COMMUNITIES};
 pub use duration::{DURATION_EXPECTED, format_duration, parse_duration};
 pub use error::ConfigError;
 pub use health::HealthCheckSpec;
-pub use names::HostFacts;
+pub use names::{HostFacts, check_dns_label, check_dns_subdomain};
 pub use peer::{BGP_PORT, MAX_PASSWORD_LEN, PeerSpec, redact_peer_spec};
 pub use secret::{REDACTED, Secret};
 
