@@ -7,3 +7,19 @@
 //!
 //! Does not own: anything about Kubernetes, VIP addresses on the host, or when to announce. The
 //! caller decides the announced set; this crate carries it to every peer.
+
+#![deny(unsafe_code)]
+
+mod peer;
+pub mod session;
+pub mod sockopt;
+mod speaker;
+mod transport;
+pub mod wire;
+
+pub use session::{DownReason, Negotiated, State};
+pub use speaker::{
+    AttributeConfig, PeerConfig, PeerDownSender, PeerStatus, Speaker, SpeakerConfig, SpeakerError,
+    SpeakerHandle,
+};
+pub use wire::{Community, LargeCommunity, Route};
