@@ -7,3 +7,5 @@
 //!
 //! Does not own: anything about Kubernetes, VIP addresses on the host, or when to announce. The
 //! caller decides the announced set; this crate carries it to every peer.
+
+pub mod bfd;
