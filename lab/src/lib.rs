@@ -7,3 +7,7 @@
 //!
 //! Does not own: cpvip itself. The lab runs the `cpvip` binary as a process and observes it from
 //! outside (routes in the router, TCP connects to the VIP, the Lease holder), as an operator would.
+
+pub mod netns;
+pub mod router;
+mod sys;
