@@ -132,7 +132,10 @@ fn three_way_handshake_down_init_up() {
     );
     let p = sent(&actions)[0];
     assert_eq!(p.state, State::Init);
-    assert_eq!(p.your_discriminator, THEIRS, "learned the peer's discriminator");
+    assert_eq!(
+        p.your_discriminator, THEIRS,
+        "learned the peer's discriminator"
+    );
     // §6.8.4: 3 × max(our 100 ms required RX, their 1 s desired TX).
     assert_eq!(detection_timer(&actions), Some(Duration::from_secs(3)));
 
@@ -174,12 +177,11 @@ fn going_up_leaves_slow_start_with_a_poll_sequence() {
     let actions = s.handle(Event::PacketReceived(peer(State::Up)));
     let p = sent(&actions)[0];
     assert_eq!(p.state, State::Up);
-    assert_eq!(
-        p.desired_min_tx_us,
-        100 * MS,
-        "configured interval once Up"
+    assert_eq!(p.desired_min_tx_us, 100 * MS, "configured interval once Up");
+    assert!(
+        p.poll && !p.final_,
+        "timer change announced with P (§6.8.3)"
     );
-    assert!(p.poll && !p.final_, "timer change announced with P (§6.8.3)");
     // A decrease of our TX may take effect at once: max(100 ms, peer's required 100 ms).
     assert_eq!(s.tx_interval(), Some(Duration::from_millis(100)));
     let t = tx_timer(&actions).expect("tx timer re-armed");
@@ -358,7 +360,11 @@ fn increasing_tx_while_up_waits_for_the_final() {
     let actions = s.handle(Event::SetTimers(timers(300, 100, 3)));
     let p = sent(&actions)[0];
     assert!(p.poll);
-    assert_eq!(p.desired_min_tx_us, 300 * MS, "new value advertised at once");
+    assert_eq!(
+        p.desired_min_tx_us,
+        300 * MS,
+        "new value advertised at once"
+    );
     assert_eq!(
         s.tx_interval(),
         Some(Duration::from_millis(100)),
