@@ -40,6 +40,11 @@ use socket::{ReceiveSocket, SendSocket};
 const SHUTDOWN_REPEAT_MAX_INTERVAL: Duration = Duration::from_millis(400);
 /// AdminDown packets sent after the first one on shutdown, in case one is lost.
 const SHUTDOWN_REPEATS: usize = 2;
+/// Smallest interval we accept in our own configuration. Since our transmit interval and our
+/// detection time are never below our own desired TX and required RX, this floor also keeps a
+/// peer advertising tiny intervals from making the driver spin. Sub-10 ms BFD is not realistic
+/// from a user-space task on a shared host anyway.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Packets queued per session between the receive task and the session task.
 const PACKET_QUEUE: usize = 32;
 
@@ -283,10 +288,10 @@ fn validate(config: &BfdConfig) -> Result<(), BfdError> {
             "detect multiplier must be at least 1",
         ));
     }
-    let range = Duration::from_micros(1)..=Duration::from_micros(u64::from(u32::MAX));
+    let range = MIN_INTERVAL..=Duration::from_micros(u64::from(u32::MAX));
     if !range.contains(&config.desired_min_tx) || !range.contains(&config.required_min_rx) {
         return Err(BfdError::InvalidConfig(
-            "intervals must be between 1 µs and 4294 s",
+            "intervals must be between 10 ms and 4294 s",
         ));
     }
     Ok(())
@@ -554,5 +559,54 @@ fn status_of(fsm: &Session, peer: IpAddr, up_since: Option<Instant>, failures: u
         remote_detect_mult: fsm.remote_detect_mult(),
         up_since,
         failures,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BfdConfig {
+        BfdConfig {
+            peer: IpAddr::from([192, 0, 2, 1]),
+            local: IpAddr::from([192, 0, 2, 2]),
+            desired_min_tx: Duration::from_millis(100),
+            required_min_rx: Duration::from_millis(100),
+            detect_mult: 3,
+        }
+    }
+
+    #[test]
+    fn bfd_config_validation_rejects_what_could_not_work() {
+        assert!(validate(&config()).is_ok());
+        let fast = BfdConfig {
+            desired_min_tx: Duration::from_millis(5),
+            ..config()
+        };
+        assert!(matches!(validate(&fast), Err(BfdError::InvalidConfig(_))));
+        let zero_rx = BfdConfig {
+            required_min_rx: Duration::ZERO,
+            ..config()
+        };
+        assert!(matches!(
+            validate(&zero_rx),
+            Err(BfdError::InvalidConfig(_))
+        ));
+        let no_mult = BfdConfig {
+            detect_mult: 0,
+            ..config()
+        };
+        assert!(matches!(
+            validate(&no_mult),
+            Err(BfdError::InvalidConfig(_))
+        ));
+        let mixed = BfdConfig {
+            peer: "2001:db8::1".parse().expect("v6 literal"),
+            ..config()
+        };
+        assert!(matches!(
+            validate(&mixed),
+            Err(BfdError::AddressFamilyMismatch { .. })
+        ));
     }
 }

@@ -1,8 +1,10 @@
 //! The only unsafe code of the BFD module: the receive-TTL socket option and `recvmsg` with its
 //! ancillary data, which neither socket2 nor tokio expose for IPv4.
 //!
-//! Why not `IP_MINTTL`: Linux enforces `IP_MINTTL`/`IPV6_MINHOPCOUNT` for TCP only, so a UDP
-//! socket must read the TTL of each datagram (`IP_RECVTTL`/`IPV6_RECVHOPLIMIT`) and check it.
+//! Why not `IP_MINTTL`: Linux enforces it in TCP only; a UDP socket with `IP_MINTTL` 255 still
+//! received a TTL 64 datagram (checked on kernel 6.18 between two namespaces). So the receive
+//! socket asks for the TTL of each datagram (`IP_RECVTTL`/`IPV6_RECVHOPLIMIT`) and the caller
+//! checks it.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
