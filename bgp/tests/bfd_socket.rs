@@ -9,7 +9,7 @@ use bfd_common::{Link, NODE, ROUTER, addr, config, wait_for};
 use cpvip_bgp::bfd::BfdError;
 use cpvip_bgp::bfd::packet::ControlPacket;
 use cpvip_bgp::bfd::{Bfd, BfdConfig, Diag, State};
-use cpvip_lab::netns::{Netns, TempDir, require_binary, require_root, veth};
+use cpvip_lab::netns::{Netns, TempDir, require_binary, require_root, veth, wait_until};
 use cpvip_lab::router::{Bird, Frr, FrrConfig, FrrDaemons};
 
 fn down_packet(my_discriminator: u32) -> [u8; 24] {
@@ -93,7 +93,13 @@ fn we_send_with_ttl_255_from_an_ephemeral_port_to_3784() {
             session.shutdown().await;
         })
         .expect("node namespace");
-    let text = std::fs::read_to_string(lab.dir.path().join("tcpdump.txt")).unwrap_or_default();
+    let capture_file = lab.dir.path().join("tcpdump.txt");
+    let read = || std::fs::read_to_string(&capture_file).unwrap_or_default();
+    // tcpdump prints each packet as it comes (-l); give its output a moment to land.
+    wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+        read().contains(&format!("> {ROUTER}.3784"))
+    });
+    let text = read();
     drop(capture);
     // "IP (tos 0xc0, ttl 255, ...) 10.77.0.2.53211 > 10.77.0.1.3784: BFDv1, ..."
     let header = text
