@@ -33,6 +33,14 @@ struct Listener {
     task: JoinHandle<()>,
 }
 
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // The receive task holds the bound socket; it must not outlive its registry entry, or a
+        // later session on the same address could not bind 3784.
+        self.task.abort();
+    }
+}
+
 #[derive(Debug)]
 struct Route {
     peer: IpAddr,
@@ -162,8 +170,9 @@ impl Drop for Deregister {
             l.routes.remove(&self.discriminator);
             l.routes.is_empty()
         });
-        if empty && let Some(listener) = registry.listeners.remove(&self.local) {
-            listener.task.abort();
+        if empty {
+            // Dropping the listener stops its receive task and closes the socket.
+            registry.listeners.remove(&self.local);
         }
     }
 }
