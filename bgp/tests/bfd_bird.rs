@@ -257,3 +257,54 @@ fn our_shutdown_sends_admin_down_that_bird_acts_on_before_its_detection_time() {
         })
         .expect("node namespace");
 }
+
+#[test]
+fn timer_change_while_up_runs_a_poll_sequence_bird_follows_without_a_flap() {
+    let lab = Link::new("bfd-bird-poll");
+    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    lab.node
+        .block_on(|| async {
+            let session = Bfd::new().start(config(100, 3)).expect("start session");
+            let mut status = session.status();
+            wait_for(&mut status, Duration::from_secs(10), |s| {
+                s.is_up() && s.detection_time == Duration::from_millis(300)
+            })
+            .await
+            .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            session
+                .set_timers(cpvip_bgp::bfd::Timers {
+                    desired_min_tx: Duration::from_millis(300),
+                    required_min_rx: Duration::from_millis(250),
+                    detect_mult: 3,
+                })
+                .await;
+            // After the F: we send every 300 ms, BIRD every max(100, 250) = 250 ms.
+            let changed = wait_for(&mut status, Duration::from_secs(5), |s| {
+                s.tx_interval == Some(Duration::from_millis(300))
+                    && s.detection_time == Duration::from_millis(750)
+            })
+            .await
+            .unwrap_or_else(|s| panic!("timers not applied: {s:?}"));
+            assert!(changed.is_up());
+            let want = BirdSession {
+                state: "Up".into(),
+                interval: 0.250,
+                timeout: 0.900,
+            };
+            let seen = poll_router(
+                Instant::now(),
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                || bird_session(&bird).filter(|s| *s == want),
+            )
+            .await;
+            assert!(seen.is_some(), "BIRD: {:?}", bird_session(&bird));
+            // Stays Up at the new rates.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = status.borrow().clone();
+            assert!(now.is_up() && now.failures == 0, "{now:?}");
+            assert_eq!(bird_session(&bird).map(|s| s.state), Some("Up".into()));
+            session.shutdown().await;
+        })
+        .expect("node namespace");
+}

@@ -242,3 +242,53 @@ fn our_shutdown_shows_as_admin_down_in_frr() {
         })
         .expect("node namespace");
 }
+
+#[test]
+fn timer_change_while_up_runs_a_poll_sequence_frr_follows_without_a_flap() {
+    let lab = Link::new("bfd-frr-poll");
+    let frr = start_frr(&lab, 100, 100, 3);
+    lab.node
+        .block_on(|| async {
+            let session = Bfd::new().start(config(100, 3)).expect("start session");
+            let mut status = session.status();
+            wait_for(&mut status, Duration::from_secs(15), |s| {
+                s.is_up() && s.detection_time == Duration::from_millis(300)
+            })
+            .await
+            .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            session
+                .set_timers(cpvip_bgp::bfd::Timers {
+                    desired_min_tx: Duration::from_millis(300),
+                    required_min_rx: Duration::from_millis(250),
+                    detect_mult: 5,
+                })
+                .await;
+            let changed = wait_for(&mut status, Duration::from_secs(5), |s| {
+                s.tx_interval == Some(Duration::from_millis(300))
+                    && s.detection_time == Duration::from_millis(750)
+            })
+            .await
+            .unwrap_or_else(|s| panic!("timers not applied: {s:?}"));
+            assert!(changed.is_up());
+            let seen = poll_router(
+                Instant::now(),
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                || {
+                    status_is(&frr, "up").filter(|p| {
+                        p["remote-transmit-interval"] == 300
+                            && p["remote-receive-interval"] == 250
+                            && p["remote-detect-multiplier"] == 5
+                    })
+                },
+            )
+            .await;
+            assert!(seen.is_some(), "FRR: {:?}", frr_peer(&frr));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = status.borrow().clone();
+            assert!(now.is_up() && now.failures == 0, "{now:?}");
+            assert!(status_is(&frr, "up").is_some(), "FRR: {:?}", frr_peer(&frr));
+            session.shutdown().await;
+        })
+        .expect("node namespace");
+}

@@ -1,15 +1,34 @@
 //! BFD, RFC 5880/5881: asynchronous mode, single hop, no authentication.
 //!
 //! Owns: the packet codec (`packet`), the pure session state machine (`session`), the sockets
-//! (`socket`, with all unsafe code in `sys`) and the tokio driver in this file: [`Bfd`] shares
-//! one UDP 3784 receive socket per local address between sessions and routes packets by
-//! discriminator or source address; each [`BfdSession`] runs one task and publishes a
-//! [`BfdStatus`] on a `watch` channel.
+//! (`socket`, with all unsafe code in `sys`), the demultiplexer (`registry`: one UDP 3784
+//! receive socket per local address, packets routed by discriminator or source address) and
+//! the per-session tokio task (`driver`). [`Bfd::start`] returns a [`BfdSession`] whose
+//! [`BfdStatus`] is published on a `watch` channel.
 //!
 //! Does not own: what a session going down means. The daemon watches [`BfdStatus::failures`]
 //! and forces the BGP session to that peer down when it grows. A Down caused by the peer's
-//! AdminDown is not a failure (RFC 5882 §3.2) and does not count. Echo mode, demand mode,
-//! multihop and authentication are not implemented: packets with the A bit are discarded.
+//! AdminDown is not a failure (RFC 5882 §3.2) and does not count.
+//!
+//! # Operating notes
+//! - **No authentication.** We never send an authentication section and discard every packet
+//!   with the A bit set, so a router configured with BFD authentication never comes Up with us.
+//!   Protection rests on RFC 5881's TTL rule: we send with TTL/hop limit 255 and drop any
+//!   packet that arrives with less, so only a directly connected host can reach a session.
+//! - Not implemented: echo mode (we advertise Required Min Echo RX 0), demand mode (we never set
+//!   D and ignore a peer's D), multihop (port 4784), IPv6 link-local peers (no scope id).
+//! - Slow start: 1 s between packets until Up, then the configured interval, announced with a
+//!   poll sequence. Intervals below [`MIN_INTERVAL`] are refused.
+//! - The C bit is clear: BFD runs in the daemon's own runtime, so a hung daemon stops answering
+//!   and the router notices within the detection time (unlike a separate bfdd).
+//! - Router side, matching `--bfd-interval 100ms --bfd-multiplier 3`:
+//!   BIRD 2 `protocol bfd { interface "eth0" { min rx interval 100 ms; min tx interval 100 ms;
+//!   multiplier 3; }; }` plus `bfd on` in the BGP protocol; FRR `bfd` / `peer NODE
+//!   local-address ROUTER interface eth0` with `receive-interval 100`, `transmit-interval 100`,
+//!   `detect-multiplier 3`, plus `neighbor NODE bfd` in bgpd.
+//! - Measured (bgp/tests/bfd_lab_measure.rs, node cut off behind a switch, 100 ms x 3, n=10):
+//!   BIRD 2.0.12 declared it down after 241/268/303 ms (min/median/max), FRR 8.4 bfdd after
+//!   268/304/337 ms.
 
 mod driver;
 pub mod packet;
