@@ -5,6 +5,7 @@
 //! received a TTL 64 datagram (checked on kernel 6.18 between two namespaces). So the receive
 //! socket asks for the TTL of each datagram (`IP_RECVTTL`/`IPV6_RECVHOPLIMIT`) and the caller
 //! checks it.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
