@@ -499,3 +499,92 @@ fn jitter_is_75_to_100_percent_and_75_to_90_with_multiplier_1() {
         );
     }
 }
+
+mod invariants {
+    //! Whatever a peer sends and whenever timers fire, the state machine keeps the RFC's
+    //! transmit rules and never asks the driver to spin.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_state() -> impl Strategy<Value = State> {
+        (0u8..4).prop_map(State::from_code)
+    }
+
+    prop_compose! {
+        fn any_packet()(
+            state in any_state(),
+            diag in (0u8..32).prop_map(Diag::from_code),
+            poll: bool, final_: bool,
+            detect_mult in 1u8..,
+            my in 1u32..,
+            your in prop_oneof![Just(0u32), Just(OURS), any::<u32>()],
+            tx in prop_oneof![Just(0u32), Just(1u32), 1000u32..2_000_000, any::<u32>()],
+            rx in prop_oneof![Just(0u32), Just(1u32), 1000u32..2_000_000, any::<u32>()],
+        ) -> ControlPacket {
+            ControlPacket {
+                diag, state, poll, final_, control_plane_independent: false, auth_present: false,
+                demand: false, multipoint: false, detect_mult, my_discriminator: my,
+                your_discriminator: your, desired_min_tx_us: tx, required_min_rx_us: rx,
+                required_min_echo_rx_us: 0,
+            }
+        }
+    }
+
+    fn any_event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            6 => any_packet().prop_map(Event::PacketReceived),
+            3 => Just(Event::TxTimerExpired),
+            2 => Just(Event::DetectionTimerExpired),
+            1 => Just(Event::AdminDown),
+            1 => Just(Event::Enable),
+            1 => (10u64..2000, 10u64..2000, 1u8..10)
+                .prop_map(|(tx, rx, m)| Event::SetTimers(timers(tx, rx, m))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn transmit_rules_hold_for_any_sequence(events in proptest::collection::vec(any_event(), 1..200)) {
+            let mut s = session(3);
+            s.handle(Event::Enable);
+            for event in events {
+                let before = s.state();
+                let actions = s.handle(event);
+                let mut state = before;
+                for action in &actions {
+                    match action {
+                        Action::SendPacket(p) => {
+                            prop_assert!(!(p.poll && p.final_), "P and F together: {p:?}");
+                            prop_assert_eq!(p.my_discriminator, OURS);
+                            prop_assert!(!p.auth_present && !p.demand && !p.multipoint);
+                            prop_assert_eq!(p.required_min_echo_rx_us, 0);
+                            prop_assert!(p.detect_mult >= 1);
+                            if p.state != State::Up {
+                                prop_assert!(p.desired_min_tx_us >= 1_000_000, "slow start: {p:?}");
+                            }
+                            prop_assert_eq!(p.state, s.state());
+                        }
+                        Action::ArmTxTimer(d) => {
+                            // Our intervals are at least 10 ms: 75 % of that is the floor.
+                            prop_assert!(*d >= Duration::from_micros(7_500), "tx timer {d:?}");
+                        }
+                        Action::ArmDetectionTimer(d) => {
+                            prop_assert!(*d >= Duration::from_millis(10), "detection {d:?}");
+                        }
+                        Action::StateChanged { from, to, .. } => {
+                            prop_assert_eq!(*from, state);
+                            prop_assert_ne!(from, to);
+                            state = *to;
+                        }
+                        Action::StopTxTimer | Action::StopDetectionTimer => {}
+                    }
+                }
+                prop_assert_eq!(state, s.state());
+                if s.state() != State::Up {
+                    prop_assert!(!s.poll_in_progress());
+                }
+            }
+        }
+    }
+}

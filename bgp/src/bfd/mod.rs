@@ -114,6 +114,11 @@ impl BfdStatus {
     pub fn is_up(&self) -> bool {
         self.state == State::Up
     }
+
+    /// How long the session has been Up, `None` unless Up.
+    pub fn uptime(&self) -> Option<Duration> {
+        self.up_since.map(|since| since.elapsed())
+    }
 }
 
 /// Why a session could not start.
