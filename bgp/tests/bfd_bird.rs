@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bfd_common::{Link, NODE, config, poll_router, wait_for};
 use cpvip_bgp::bfd::{Bfd, BfdConfig, Diag, State};
+use cpvip_lab::netns::wait_until;
 use cpvip_lab::router::Bird;
 
 fn bird_config(rx_ms: u64, tx_ms: u64, mult: u8) -> String {
@@ -307,4 +308,77 @@ fn timer_change_while_up_runs_a_poll_sequence_bird_follows_without_a_flap() {
             session.shutdown().await;
         })
         .expect("node namespace");
+}
+
+/// Set in the environment of the helper process of the SIGSTOP test.
+const HELPER_ENV: &str = "CPVIP_BFD_TEST_HELPER";
+
+/// Not a test: the SIGSTOP test re-runs this test binary with only this function and
+/// `CPVIP_BFD_TEST_HELPER=1`, inside the node namespace, to get our BFD in a process of its own
+/// that can be frozen. Without the variable it returns at once.
+#[test]
+#[ignore = "helper process of bird_declares_down_when_our_process_is_frozen; runs only when spawned"]
+fn helper_bfd_process() {
+    if std::env::var(HELPER_ENV).is_err() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let _session = Bfd::new().start(config(100, 3)).expect("start session");
+        std::future::pending::<()>().await;
+    });
+}
+
+#[test]
+fn bird_declares_down_when_our_process_is_frozen_and_up_when_it_resumes() {
+    let lab = Link::new("bfd-bird-sigstop");
+    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let exe = std::env::current_exe().expect("test binary path");
+    let helper = lab
+        .node
+        .spawn_env(
+            &[
+                exe.as_os_str(),
+                "--ignored".as_ref(),
+                "--exact".as_ref(),
+                "helper_bfd_process".as_ref(),
+                "--nocapture".as_ref(),
+            ],
+            Some(&lab.dir.path().join("helper.log")),
+            &[(HELPER_ENV.to_owned(), "1".to_owned())],
+        )
+        .expect("spawn helper process");
+    let up = |timeout: f64| move |s: &BirdSession| s.state == "Up" && s.timeout == timeout;
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+            bird_session(&bird).is_some_and(|s| up(0.3)(&s))
+        }),
+        "BIRD never saw the helper Up: {:?}",
+        bird_session(&bird)
+    );
+
+    let t0 = Instant::now();
+    helper.signal(libc::SIGSTOP).expect("SIGSTOP helper");
+    let down = wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        bird_session(&bird).is_some_and(|s| s.state != "Up")
+    });
+    let after = t0.elapsed();
+    helper.signal(libc::SIGCONT).expect("SIGCONT helper");
+    assert!(down, "BIRD still Up with our process frozen");
+    println!("BIRD declared our frozen process down after {after:?} (detection time 300 ms)");
+    assert!(
+        after < Duration::from_millis(300 + 700),
+        "BIRD took {after:?}"
+    );
+
+    assert!(
+        wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
+            bird_session(&bird).is_some_and(|s| s.state == "Up")
+        }),
+        "not Up again after SIGCONT: {:?}",
+        bird_session(&bird)
+    );
 }
