@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bfd;
 mod peer;
 pub mod session;
 pub mod sockopt;
