@@ -84,13 +84,28 @@ fn manifest(args: &ManifestArgs) -> ExitCode {
 
 fn status(args: &StatusArgs) -> ExitCode {
     let text = args.http.as_deref().unwrap_or(defaults::HTTP_LISTEN);
-    if text.parse::<SocketAddr>().is_err() {
+    let Ok(addr) = text.parse::<SocketAddr>() else {
         return usage_error(ConfigError::value(
             "--http",
             text,
             "must be an IP address and port, like 127.0.0.1:2112",
         ));
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cpvip status: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(crate::status::run_status(addr, args.json)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE)),
+        Err(error) => {
+            eprintln!("error: cpvip status: {error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
-    eprintln!("error: cpvip status: not yet implemented");
-    ExitCode::from(EXIT_FAILURE)
 }

@@ -9,6 +9,14 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod election;
+pub mod health;
+pub mod http;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
+pub mod status;
+
+#[cfg(test)]
+mod test_support;
