@@ -59,10 +59,23 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
     start_daemon(validated.config)
 }
 
-/// Hands the validated configuration to the daemon (issue: daemon); until it lands, says so.
-fn start_daemon(_config: Config) -> ExitCode {
-    tracing::error!("daemon not yet implemented");
-    ExitCode::from(EXIT_FAILURE)
+/// Runs the daemon on a small runtime (two workers: the work is a few sockets and timers).
+fn start_daemon(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let code = runtime.block_on(crate::daemon::start::run_logged(config));
+    // Background tasks (a stuck connection, a watch) must not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn manifest(args: &ManifestArgs) -> ExitCode {

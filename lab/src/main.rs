@@ -48,6 +48,15 @@ enum Command {
     },
     /// Runs the Kubernetes Lease test server (HTTPS) in this process.
     LeaseServer(cpvip_lab::lease_server::cli::LeaseServerArgs),
+    /// Probes the VIP from the client namespace of the lab started by `up` and prints what answered.
+    Probe {
+        /// Address to probe (default: the IPv4 VIP).
+        #[arg(long, default_value = "10.99.200.1")]
+        target: std::net::IpAddr,
+        /// How long.
+        #[arg(long, default_value_t = 2)]
+        seconds: u64,
+    },
     /// (internal) Stand-in 6443/9345 listeners of one node.
     #[command(hide = true)]
     Standin(StandinArgs),
@@ -118,13 +127,17 @@ struct StandinArgs {
     #[arg(long)]
     supervisor: Option<SocketAddr>,
     #[arg(long)]
-    udp_echo: Option<SocketAddr>,
+    udp_echo: Vec<SocketAddr>,
     #[arg(long)]
     tcp_hello: Option<SocketAddr>,
     #[arg(long)]
     token: Option<String>,
     #[arg(long)]
     client_ca: Option<PathBuf>,
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 fn lab_config(args: &LabArgs) -> anyhow::Result<LabConfig> {
@@ -187,6 +200,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 switch_dir: a.switch_dir,
                 token: a.token,
                 client_ca: a.client_ca,
+                cert: a.cert.zip(a.key),
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -209,6 +223,29 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             // The lab keeps running after this process exits: hand every guard over.
             std::mem::forget(lab);
+            Ok(())
+        }
+        Command::Probe { target, seconds } => {
+            let client =
+                cpvip_lab::netns::Netns::adopt(&format!("{}cli", topology::LAB_PREFIX)).keep();
+            let probe = cpvip_lab::probe::Probe::start(
+                &client,
+                cpvip_lab::probe::ProbeConfig {
+                    target,
+                    udp_port: topology::UDP_ECHO_PORT,
+                    tcp_port: topology::TCP_HELLO_PORT,
+                    udp_flows: 8,
+                    tcp_flows: 2,
+                    interval: std::time::Duration::from_millis(10),
+                },
+            )?;
+            let start = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            let report = probe.finish()?;
+            println!("answered by: {:?}", report.answered_by_after(start));
+            for (flow, (ok, lost)) in report.per_flow().iter().enumerate() {
+                println!("flow {flow}: {ok} answered, {lost} lost");
+            }
             Ok(())
         }
         Command::Down => {

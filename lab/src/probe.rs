@@ -230,6 +230,18 @@ impl ProbeReport {
                     );
                 }
             }
+            // A flow with no answer at all was out for its whole run.
+            if answered.is_empty() {
+                let sent = self
+                    .samples
+                    .iter()
+                    .filter(|s| s.flow == flow)
+                    .map(|s| s.sent);
+                if let (Some(first), Some(last)) = (sent.clone().min(), sent.max()) {
+                    worst = worst.max(last.duration_since(first) + self.interval);
+                }
+                continue;
+            }
             // A flow that never recovered: the outage runs to its last probe.
             if let (Some(last_ok), Some(last)) = (
                 answered.last(),
@@ -253,6 +265,20 @@ impl ProbeReport {
             .iter()
             .filter(|s| s.sent >= t0 && s.node.is_none())
             .count()
+    }
+
+    /// Per flow: (answered, lost), for a quick look at how traffic spread.
+    pub fn per_flow(&self) -> Vec<(usize, usize)> {
+        let flows = self.samples.iter().map(|s| s.flow + 1).max().unwrap_or(0);
+        let mut out = vec![(0, 0); flows];
+        for s in &self.samples {
+            if s.node.is_some() {
+                out[s.flow].0 += 1
+            } else {
+                out[s.flow].1 += 1
+            }
+        }
+        out
     }
 
     /// Probes sent in all.

@@ -20,8 +20,11 @@ pub struct StandinConfig {
     pub node: String,
     /// HTTPS listeners: (address, kind).
     pub https: Vec<(SocketAddr, Kind)>,
-    /// UDP echo port (answers `<node> <payload>`).
-    pub udp_echo: Option<SocketAddr>,
+    /// UDP echo addresses (answers `<node> <payload>`). Each is bound with IP_FREEBIND so a VIP
+    /// can be listed before it is bound, and so that replies leave from the address the probe
+    /// targeted (a wildcard socket would answer from the node's own address, which a connected
+    /// client socket drops).
+    pub udp_echo: Vec<SocketAddr>,
     /// TCP port that writes `<node>\n` and closes.
     pub tcp_hello: Option<SocketAddr>,
     /// Directory of switch files `fail-6443` / `fail-9345`.
@@ -30,6 +33,8 @@ pub struct StandinConfig {
     pub token: Option<String>,
     /// CA whose client certificates `/readyz` accepts (kube-apiserver's client CA).
     pub client_ca: Option<PathBuf>,
+    /// Serving certificate and key (PEM); default: a fresh self-signed one.
+    pub cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Which server a listener imitates.
@@ -52,7 +57,7 @@ impl Kind {
 
 /// Serves until the process is stopped.
 pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
-    let tls = Arc::new(tls_config(&config.node, config.client_ca.as_deref())?);
+    let tls = Arc::new(tls_config(&config)?);
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     for (addr, kind) in config.https.clone() {
@@ -79,8 +84,8 @@ pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
             }
         });
     }
-    if let Some(addr) = config.udp_echo {
-        let socket = UdpSocket::bind(addr).await?;
+    for addr in config.udp_echo.clone() {
+        let socket = udp_freebind(addr)?;
         let node = config.node.clone();
         tasks.spawn(async move {
             let mut buf = [0u8; 512];
@@ -111,6 +116,20 @@ pub async fn serve(config: StandinConfig) -> anyhow::Result<()> {
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+fn udp_freebind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv4() {
+        socket.set_freebind_v4(true)?;
+    } else {
+        socket.set_only_v6(true)?;
+        socket.set_freebind_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into())?)
 }
 
 async fn handle_http<S>(
@@ -166,19 +185,31 @@ where
     stream.shutdown().await
 }
 
-fn tls_config(
-    node: &str,
-    client_ca: Option<&std::path::Path>,
-) -> anyhow::Result<rustls::ServerConfig> {
-    let cert = rcgen::generate_simple_self_signed(vec![node.to_owned(), "localhost".to_owned()])?;
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+fn tls_config(config: &StandinConfig) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let (chain, key) = match &config.cert {
+        Some((cert, key)) => (
+            rustls::pki_types::CertificateDer::pem_file_iter(cert)?
+                .collect::<Result<Vec<_>, _>>()?,
+            rustls::pki_types::PrivateKeyDer::from_pem_file(key)?,
+        ),
+        None => {
+            let cert = rcgen::generate_simple_self_signed(vec![
+                config.node.clone(),
+                "localhost".to_owned(),
+            ])?;
+            let key =
+                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+            (vec![cert.cert.der().clone()], key)
+        }
+    };
+    let client_ca = config.client_ca.as_deref();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
-            use rustls::pki_types::pem::PemObject;
             let mut roots = rustls::RootCertStore::empty();
             for ca in rustls::pki_types::CertificateDer::pem_file_iter(path)? {
                 roots.add(ca?)?;
@@ -193,5 +224,5 @@ fn tls_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    Ok(builder.with_single_cert(vec![cert.cert.der().clone()], key)?)
+    Ok(builder.with_single_cert(chain, key)?)
 }

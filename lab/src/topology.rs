@@ -21,6 +21,8 @@ use crate::router::{Bird, Frr, FrrConfig, FrrDaemons};
 pub const UDP_ECHO_PORT: u16 = 7946;
 /// TCP hello port of the stand-ins (probed by the client).
 pub const TCP_HELLO_PORT: u16 = 7947;
+/// The VIP keepalived's VRRP moves in the comparison bench (on the segment itself).
+pub const KEEPALIVED_VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
 /// Port of cpvip's HTTP endpoint inside each node.
 pub const HTTP_PORT: u16 = 2112;
 /// Bearer token of the lab's Lease server, also required by the 6443 stand-ins' `/readyz`.
@@ -400,12 +402,14 @@ impl Lab {
             dir.as_str(),
         ];
         let mut api = common.to_vec();
-        let client_ca = self
-            .dir
-            .join("lease-server")
-            .join("ca.crt")
-            .to_string_lossy()
-            .into_owned();
+        let pki = |f: &str| {
+            self.dir
+                .join("lease-server")
+                .join(f)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let (client_ca, cert, key) = (pki("ca.crt"), pki("server.crt"), pki("server.key"));
         api.extend([
             "--apiserver",
             "[::]:6443",
@@ -413,21 +417,28 @@ impl Lab {
             TOKEN,
             "--client-ca",
             client_ca.as_str(),
+            "--cert",
+            cert.as_str(),
+            "--key",
+            key.as_str(),
         ]);
         node.apiserver = Some(node.ns.spawn(&api, Some(&log))?);
         let mut sup = common.to_vec();
-        let (udp, tcp) = (
-            format!("[::]:{UDP_ECHO_PORT}"),
-            format!("[::]:{TCP_HELLO_PORT}"),
-        );
-        sup.extend([
-            "--supervisor",
-            "[::]:9345",
-            "--udp-echo",
-            udp.as_str(),
-            "--tcp-hello",
-            tcp.as_str(),
-        ]);
+        let tcp = format!("[::]:{TCP_HELLO_PORT}");
+        let udp: Vec<String> = [
+            IpAddr::V4(node.plan.v4),
+            IpAddr::V6(node.plan.v6),
+            IpAddr::V4(self.plan.vip_v4),
+            IpAddr::V6(self.plan.vip_v6),
+            IpAddr::V4(KEEPALIVED_VIP),
+        ]
+        .iter()
+        .map(|ip| std::net::SocketAddr::new(*ip, UDP_ECHO_PORT).to_string())
+        .collect();
+        sup.extend(["--supervisor", "[::]:9345", "--tcp-hello", tcp.as_str()]);
+        for addr in &udp {
+            sup.extend(["--udp-echo", addr.as_str()]);
+        }
         node.supervisor = Some(node.ns.spawn(&sup, Some(&log))?);
         Ok(())
     }

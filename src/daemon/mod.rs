@@ -12,11 +12,13 @@
 //! The daemon does not know the concrete BGP speaker, VIP manager or Lease election: the binary
 //! adapts them to these traits, so every ordering rule here is tested with spies.
 
+pub mod adapters;
 pub mod decision;
 pub mod from_config;
 pub mod lifecycle;
 pub mod reconcile;
 pub mod service;
+pub mod start;
 
 use std::net::IpAddr;
 use std::time::Duration;

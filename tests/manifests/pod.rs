@@ -332,7 +332,10 @@ fn read_with_yaml_1_1(yaml: &str) -> serde_json::Value {
 
 #[test]
 fn a_yaml_1_1_reader_sees_the_same_pod() {
-    cpvip_lab::netns::require_binary("/usr/bin/python3", "apt-get install -y python3 python3-yaml");
+    cpvip_lab::netns::require_binary(
+        "/usr/bin/python3",
+        "apt-get install -y python3 python3-yaml",
+    );
     // Values a YAML 1.1 reader would take for a bool, number, null or timestamp if unquoted.
     for tricky in [
         "off",

@@ -173,6 +173,10 @@ impl LeaseServer {
         let kubeconfig_token = cfg.dir.join("kubeconfig-token.yaml");
         let kubeconfig_client_cert = cfg.dir.join("kubeconfig-cert.yaml");
         pki::write_private(&cfg.dir.join("ca.crt"), &pki.ca_cert_pem)?;
+        // The serving certificate (valid for 127.0.0.1 too): the lab's stand-in apiservers serve
+        // with it, as every RKE2 server's apiserver serves a certificate of the cluster's CA.
+        pki::write_private(&cfg.dir.join("server.crt"), &pki.server_cert_pem)?;
+        pki::write_private(&cfg.dir.join("server.key"), &pki.server_key_pem)?;
         pki::write_private(
             &kubeconfig_token,
             &pki::kubeconfig_token(&url, &pki.ca_cert_pem, &token),
