@@ -141,7 +141,6 @@ fn shared_lab_flags(lab: &Lab, i: usize) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the daemon (src/daemon) on main; run with --ignored once it is merged"]
 fn lab_nodes_started_from_the_static_pods_env_serve_the_vip() {
     require_root("the lab creates network namespaces");
     let cpvip = PathBuf::from(env!("CARGO_BIN_EXE_cpvip"));
