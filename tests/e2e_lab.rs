@@ -22,6 +22,16 @@ fn bin_dir() -> PathBuf {
 }
 
 fn lab(tag: &str, router: RouterKind, mode: &str, extra: &[&str]) -> Lab {
+    lab_with(tag, router, mode, extra, |_| {})
+}
+
+fn lab_with(
+    tag: &str,
+    router: RouterKind,
+    mode: &str,
+    extra: &[&str],
+    adjust: impl FnOnce(&mut LabConfig),
+) -> Lab {
     require_root("the lab creates network namespaces");
     let mut config = LabConfig::new(&bin_dir());
     config.cpvip = PathBuf::from(env!("CARGO_BIN_EXE_cpvip"));
@@ -35,6 +45,7 @@ fn lab(tag: &str, router: RouterKind, mode: &str, extra: &[&str]) -> Lab {
         .chain(extra)
         .map(|s| s.to_string())
         .collect();
+    adjust(&mut config);
     let lab = Lab::up(config, &|line| eprintln!("[{tag}] {line}")).expect("lab up");
     lab.wait_sessions(Duration::from_secs(30))
         .expect("sessions up");
@@ -119,6 +130,11 @@ fn anycast_mode_gives_the_router_an_ecmp_route_and_follows_health() {
     lab.wait_next_hops(vip4(&lab), Duration::from_secs(5), |h| h == all.as_slice())
         .expect("n2 back after rise");
     eprintln!("anycast health withdraw took {withdrawn:?} (interval 200ms x fall 3)");
+    // DESIGN: withdrawn within interval x fall + 1 s.
+    assert!(
+        withdrawn < Duration::from_millis(200 * 3 + 1000),
+        "withdraw took {withdrawn:?}"
+    );
 }
 
 #[test]
@@ -254,4 +270,115 @@ fn sessions_come_back_after_a_router_restart_with_frr() {
         lab.client_curl(vip, 6443, "/").expect("curl").trim(),
         leader
     );
+}
+
+/// `cpvip status` (table and JSON) read from the running daemons themselves.
+#[test]
+fn cpvip_status_shows_the_leader_and_its_established_peers() {
+    let lab = lab("e2e-status", RouterKind::Bird, "leader", &[]);
+    let leader = one_leader(&lab, vip4(&lab));
+    let li = lab.node_index(&leader).expect("leader index");
+    let cpvip = env!("CARGO_BIN_EXE_cpvip");
+    let table = lab.nodes[li]
+        .ns
+        .exec(&[cpvip, "status"])
+        .expect("cpvip status");
+    assert!(
+        table.contains(&format!("on {leader}")) && table.contains("LEADER"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Established") && table.contains("10.99.0.1") && table.contains("fd99::1"),
+        "{table}"
+    );
+    let standby = (li + 1) % lab.nodes.len();
+    let json = lab.nodes[standby]
+        .ns
+        .exec(&[cpvip, "status", "--json"])
+        .expect("cpvip status --json");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(report["leader"], false, "{json}");
+    assert_eq!(report["holder"], leader.as_str(), "{json}");
+    assert_eq!(report["serving"], false, "{json}");
+    let peers = report["peers"].as_array().expect("peers");
+    assert!(
+        peers.len() == 2 && peers.iter().all(|p| p["state"] == "Established"),
+        "standbys keep their sessions: {json}"
+    );
+    let metrics = lab.nodes[li]
+        .ns
+        .exec(&["curl", "-s", "http://127.0.0.1:2112/metrics"])
+        .expect("metrics");
+    assert!(
+        metrics.contains("cpvip_leader 1")
+            && metrics.contains("cpvip_serving{vip=\"10.99.200.1\"} 1"),
+        "{metrics}"
+    );
+}
+
+fn bfd_cut_withdraws_fast(tag: &str, router: RouterKind) {
+    let lab = lab_with(tag, router, "anycast", &[], |c| {
+        c.bfd = true;
+        // A hold time BFD must beat by far.
+        c.hold_secs = 30;
+    });
+    let all: Vec<String> = lab.nodes.iter().map(|n| n.plan.name.clone()).collect();
+    lab.wait_next_hops(vip4(&lab), Duration::from_secs(20), |h| h == all.as_slice())
+        .expect("ECMP");
+    // BFD sessions need their slow start (1 s) to reach 100 ms.
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    lab.set_link(0, false).expect("cut n1");
+    lab.wait_next_hops(vip4(&lab), Duration::from_secs(10), |h| {
+        h.len() == 2 && !h.contains(&"n1".to_string())
+    })
+    .expect("n1's route dropped");
+    let took = t0.elapsed();
+    eprintln!("{tag}: route to the cut node dropped after {took:?} (BFD 100 ms x 3, hold 30 s)");
+    // Detection time 300 ms; the hold timer alone would take up to 30 s.
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    lab.set_link(0, true).expect("reconnect");
+    lab.wait_next_hops(vip4(&lab), Duration::from_secs(20), |h| h == all.as_slice())
+        .expect("n1 back");
+}
+
+#[test]
+fn bfd_drops_a_cut_node_fast_with_bird() {
+    bfd_cut_withdraws_fast("e2e-bfd-bird", RouterKind::Bird);
+}
+
+#[test]
+fn bfd_drops_a_cut_node_fast_with_frr() {
+    bfd_cut_withdraws_fast("e2e-bfd-frr", RouterKind::Frr);
+}
+
+#[test]
+fn router_bfd_going_silent_tears_our_bgp_session_down() {
+    let lab = lab_with("e2e-bfd-silent", RouterKind::Bird, "anycast", &[], |c| {
+        c.bfd = true
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let Some(cpvip_lab::topology::Router::Bird(bird)) = &lab.router else {
+        panic!("BIRD router")
+    };
+    bird.birdc("disable bfd1")
+        .expect("disable BFD on the router");
+    let cpvip = env!("CARGO_BIN_EXE_cpvip");
+    let mut last = String::new();
+    let torn_down =
+        cpvip_lab::netns::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            last = lab.nodes[0]
+                .ns
+                .exec(&[cpvip, "status", "--json"])
+                .unwrap_or_default();
+            serde_json::from_str::<serde_json::Value>(&last).is_ok_and(|r| {
+                r["peers"].as_array().is_some_and(|peers| {
+                    peers.iter().any(|p| {
+                        p["flaps"].as_u64() >= Some(1)
+                            && p["last_error"].as_str().is_some_and(|e| e.contains("BFD"))
+                    })
+                })
+            })
+        });
+    assert!(torn_down, "a BGP session went down because of BFD: {last}");
 }
