@@ -74,7 +74,7 @@ pub struct Validated {
 }
 
 /// Who announces the VIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One node, elected by a Lease, serves the VIP.

@@ -77,15 +77,22 @@ pub fn lock_speaker(
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Announces and withdraws the VIPs through the BGP speaker.
+/// Announces and withdraws the VIPs through the BGP speaker. Without peers there is no speaker,
+/// and announcing is a no-op (a node that only binds the VIP).
 pub struct Bgp {
     speaker: SharedSpeaker,
+    configured: bool,
 }
 
 impl Bgp {
-    /// Wraps the speaker (shared with `/status`, which reads its peers).
+    /// Wraps the speaker (shared with `/status`, which reads its peers); `None` when no peer is
+    /// configured.
     pub fn new(speaker: SharedSpeaker) -> Self {
-        Self { speaker }
+        let configured = lock_speaker(&speaker).is_some();
+        Self {
+            speaker,
+            configured,
+        }
     }
 }
 
@@ -96,6 +103,7 @@ impl RouteActuator for Bgp {
                 speaker.set_routes(vips.iter().copied().map(Route::host).collect());
                 Ok(())
             }
+            None if !self.configured => Ok(()),
             None => Err(ActuatorError("the BGP speaker has stopped".into())),
         }
     }
@@ -112,23 +120,6 @@ impl RouteActuator for Bgp {
         if let Some(speaker) = speaker {
             speaker.shutdown(reason, timeout).await;
         }
-        Ok(())
-    }
-}
-
-/// No BGP peers configured (a node that only binds the VIP, e.g. behind an L2 segment).
-pub struct NoBgp;
-
-impl RouteActuator for NoBgp {
-    async fn announce(&self, _vips: &BTreeSet<IpAddr>) -> Result<(), ActuatorError> {
-        Ok(())
-    }
-
-    async fn withdraw(&self) -> Result<(), ActuatorError> {
-        Ok(())
-    }
-
-    async fn shutdown(&self, _reason: &str, _timeout: Duration) -> Result<(), ActuatorError> {
         Ok(())
     }
 }

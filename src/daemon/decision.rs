@@ -3,25 +3,7 @@
 //! Pure and total over its inputs so that it can be tested as a table; the lifecycle recomputes
 //! it from the latest `watch` values whenever any of them changes.
 
-/// How the announcer is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// One node, elected by a Kubernetes Lease, serves the VIP.
-    Leader,
-    /// Every healthy node serves the VIP; the routers spread traffic (ECMP).
-    Anycast,
-}
-
-impl Mode {
-    /// The name used on the command line and in `/status`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Leader => "leader",
-            Mode::Anycast => "anycast",
-        }
-    }
-}
+pub use crate::config::Mode;
 
 /// Where the process is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,17 +2,14 @@
 //! [`HealthSettings`] and the [`Check`]s. The kubeconfig's credentials for the `apiserver`
 //! check are read by the caller (the election reads the same kubeconfig).
 
-use super::{DaemonSettings, Mode};
-use crate::config::{self, Config, HealthCheckSpec};
+use super::DaemonSettings;
+use crate::config::{Config, HealthCheckSpec};
 use crate::health::{ApiCredentials, Check, CheckError, HealthSettings, RiseFall};
 
 /// The daemon's settings; defaults of DESIGN.md for the timings the CLI does not expose.
 pub fn daemon_settings(config: &Config) -> DaemonSettings {
-    let mode = match config.mode {
-        config::Mode::Leader => Mode::Leader,
-        config::Mode::Anycast => Mode::Anycast,
-    };
-    let mut settings = DaemonSettings::new(mode, config.node_name.clone(), config.vips.clone());
+    let mut settings =
+        DaemonSettings::new(config.mode, config.node_name.clone(), config.vips.clone());
     settings.garp = config.garp;
     // On `lo` no other host sees the address, so ARP cannot fight: make-before-break is safe.
     settings.unbind_before_handover = config.garp && config.interface != "lo";
@@ -67,6 +64,7 @@ pub fn health_checks(
 
 #[cfg(test)]
 mod tests {
+    use crate::config::Mode;
     use clap::Parser;
 
     use super::*;

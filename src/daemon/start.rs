@@ -14,7 +14,7 @@ use cpvip_bgp::{AttributeConfig, PeerConfig, Speaker, SpeakerConfig, SpeakerHand
 use cpvip_netlink::VipManager;
 use tokio::sync::watch;
 
-use super::adapters::{Bgp, HostVip, NoBgp, lock_speaker};
+use super::adapters::{Bgp, HostVip, lock_speaker};
 use super::from_config::{daemon_settings, health_checks, health_settings};
 use super::lifecycle::{EXIT_FAILURE, NoElection, forward_signals};
 use super::service::{Service, run_service};
@@ -83,76 +83,23 @@ pub async fn run(config: Config) -> Result<i32, StartError> {
         None
     };
     let checks = health_checks(&config, api.as_ref()).map_err(|e| fail("--health-check", e))?;
-    let signals = forward_signals().map_err(|e| fail("signal handlers", e))?;
-    let vip = HostVip::new(manager.clone());
-    let settings = daemon_settings(&config);
-    let health = health_settings(&config);
-    let peers: Box<dyn Fn() -> Vec<PeerStatus> + Send + Sync> = Box::new(peers);
-    let speaker_running: Box<dyn Fn() -> bool + Send + Sync> = Box::new(running);
-
-    // The service is generic over its adapters: one call per combination.
-    let code = match (config.mode, config.bgp.peers.is_empty()) {
-        (Mode::Leader, no_peers) => {
+    let parts = Parts {
+        settings: daemon_settings(&config),
+        checks,
+        health: health_settings(&config),
+        vip: HostVip::new(manager.clone()),
+        routes: Bgp::new(speaker),
+        http,
+        peers: Box::new(peers),
+        speaker_running: Box::new(running),
+    };
+    let code = match config.mode {
+        Mode::Leader => {
             let election =
                 LeaseElection::start(election_config(&config)).map_err(|e| fail("election", e))?;
-            if no_peers {
-                let service = Service {
-                    settings,
-                    checks,
-                    health,
-                    vip,
-                    routes: NoBgp,
-                    election,
-                    http,
-                    peers,
-                    speaker_running,
-                };
-                run_service(service, signals).await
-            } else {
-                let service = Service {
-                    settings,
-                    checks,
-                    health,
-                    vip,
-                    routes: Bgp::new(speaker),
-                    election,
-                    http,
-                    peers,
-                    speaker_running,
-                };
-                run_service(service, signals).await
-            }
+            parts.run(election).await?
         }
-        (Mode::Anycast, no_peers) => {
-            let election = NoElection::default();
-            if no_peers {
-                let service = Service {
-                    settings,
-                    checks,
-                    health,
-                    vip,
-                    routes: NoBgp,
-                    election,
-                    http,
-                    peers,
-                    speaker_running,
-                };
-                run_service(service, signals).await
-            } else {
-                let service = Service {
-                    settings,
-                    checks,
-                    health,
-                    vip,
-                    routes: Bgp::new(speaker),
-                    election,
-                    http,
-                    peers,
-                    speaker_running,
-                };
-                run_service(service, signals).await
-            }
-        }
+        Mode::Anycast => parts.run(NoElection::default()).await?,
     };
     // BGP has sent its Cease: now tell the routers' BFD this was administrative, not a failure.
     for session in bfd {
@@ -160,6 +107,39 @@ pub async fn run(config: Config) -> Result<i32, StartError> {
     }
     manager.shutdown().await;
     Ok(code)
+}
+
+/// Everything but the election, which differs in type between the modes.
+struct Parts {
+    settings: super::DaemonSettings,
+    checks: Vec<crate::health::Check>,
+    health: crate::health::HealthSettings,
+    vip: HostVip,
+    routes: Bgp,
+    http: tokio::net::TcpListener,
+    peers: Box<dyn Fn() -> Vec<PeerStatus> + Send + Sync>,
+    speaker_running: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Parts {
+    async fn run<E: super::lifecycle::Election + 'static>(
+        self,
+        election: E,
+    ) -> Result<i32, StartError> {
+        let signals = forward_signals().map_err(|e| fail("signal handlers", e))?;
+        let service = Service {
+            settings: self.settings,
+            checks: self.checks,
+            health: self.health,
+            vip: self.vip,
+            routes: self.routes,
+            election,
+            http: self.http,
+            peers: self.peers,
+            speaker_running: self.speaker_running,
+        };
+        Ok(run_service(service, signals).await)
+    }
 }
 
 /// Runs [`run`] and logs a start-up failure.
