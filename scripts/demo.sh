@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
-cargo build --release --locked --bin cpvip --bin cpvip-lab
+cargo build --release --locked -p cpvip -p cpvip-lab --bins
 exec ./target/release/cpvip-lab demo --cpvip ./target/release/cpvip "$@"
