@@ -382,3 +382,23 @@ fn router_bfd_going_silent_tears_our_bgp_session_down() {
         });
     assert!(torn_down, "a BGP session went down because of BFD: {last}");
 }
+
+/// The README's main job, as a user runs it: `cpvip-lab demo` exits 0, narrates the takeover and
+/// the hand-over, and leaves no namespace and no file behind.
+#[test]
+fn the_demo_runs_end_to_end_and_leaves_nothing_behind() {
+    require_root("the lab creates network namespaces");
+    let lab_bin = bin_dir().join("cpvip-lab");
+    let out = std::process::Command::new(&lab_bin)
+        .args(["demo", "--cpvip", env!("CARGO_BIN_EXE_cpvip")])
+        .output()
+        .expect("run cpvip-lab demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    for expected in ["sessions Established", "holds the Lease", "-> pong", "now leads", "hand-over to", "done"] {
+        assert!(text.contains(expected), "demo output lacks {expected:?}:\n{text}");
+    }
+    let left = cpvip_lab::netns::run(&["ip", "netns", "list"]).expect("ip netns list");
+    assert!(!left.contains(cpvip_lab::topology::LAB_PREFIX), "namespaces left: {left}");
+    assert!(!Path::new(cpvip_lab::topology::LAB_DIR).exists(), "lab directory left behind");
+}

@@ -182,8 +182,8 @@ pub struct Node {
     pub ns: Netns,
 }
 
-/// A running lab. Dropping it stops everything and removes every namespace it made (unless it was
-/// made for `cpvip-lab up`, which hands it to `cpvip-lab down`).
+/// A running lab. Dropping it stops everything and removes every namespace and file it made;
+/// `cpvip-lab up` forgets it instead, and `cpvip-lab down` removes it later by name.
 pub struct Lab {
     /// How it was built.
     pub config: LabConfig,
@@ -215,7 +215,7 @@ pub const LAB_DIR: &str = "/run/cpvip-lab";
 fn make_ns(config: &LabConfig, role: &str) -> Result<Netns> {
     match &config.test_tag {
         Some(tag) => Netns::new(&format!("{tag}-{role}")),
-        None => Netns::create(format!("{LAB_PREFIX}{role}")).map(Netns::keep),
+        None => Netns::create(format!("{LAB_PREFIX}{role}")),
     }
 }
 
@@ -225,7 +225,7 @@ impl Lab {
         let plan = Plan::new(config.nodes, config.hold_secs);
         let dir = match &config.test_tag {
             Some(tag) => TempDir::new(tag)?,
-            None => TempDir::at(PathBuf::from(LAB_DIR))?.keep(),
+            None => TempDir::at(PathBuf::from(LAB_DIR))?,
         };
         progress("creating namespaces: switch, router, client, nodes");
         let sw = make_ns(&config, "sw")?;
@@ -241,6 +241,10 @@ impl Lab {
         rtr.add_addr("eth1", "10.98.0.1/24")?;
         rtr.add_addr("eth1", "fd98::1/64")?;
         rtr.enable_forwarding()?;
+        // ECMP by L4 hash, as routers in front of anycast services do: each client flow sticks to
+        // one node, and different flows spread over all of them.
+        rtr.exec(&["sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"])?;
+        rtr.exec(&["sysctl", "-qw", "net.ipv6.fib_multipath_hash_policy=1"])?;
         client.add_addr("eth0", &format!("{}/24", plan.client_v4))?;
         client.add_addr("eth0", &format!("{}/64", plan.client_v6))?;
         client.exec(&["ip", "route", "add", "default", "via", "10.98.0.1"])?;

@@ -34,10 +34,11 @@ pub const POD_MANIFEST_PATH: &str = "/var/lib/rancher/rke2/agent/pod-manifests/c
 pub const CPU_REQUEST: &str = "10m";
 /// Memory request.
 pub const MEMORY_REQUEST: &str = "32Mi";
-/// Memory limit. A first estimate: received UPDATEs are dropped after validation, so memory does
-/// not grow with what peers send; to be replaced by the measured RSS of a loaded daemon (with
-/// margin) once the daemon runs in the lab.
-pub const MEMORY_LIMIT: &str = "128Mi";
+/// Memory limit. Measured (`cpvip-lab bench failover`, release build, two peers, after 20
+/// failovers): 13.4-13.9 MiB VmHWM per node; received UPDATEs are validated and dropped, and the
+/// speaker grew by 28 KiB while a peer sent it 1,000,000 prefixes (`cargo bench -p cpvip-bgp
+/// --bench lab`). 64 MiB leaves more than 4x headroom.
+pub const MEMORY_LIMIT: &str = "64Mi";
 /// Seconds the kubelet waits after SIGTERM; the daemon's shutdown is bounded at 3 s.
 const TERMINATION_GRACE_SECONDS: i64 = 10;
 /// Name of the pod (the kubelet appends `-<node name>` to the mirror pod).
