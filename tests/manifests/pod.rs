@@ -106,7 +106,7 @@ fn pod_has_every_expected_field() {
     assert_eq!(requests["cpu"].0, "10m");
     assert_eq!(requests["memory"].0, "32Mi");
     let limits = resources.limits.as_ref().expect("limits");
-    assert_eq!(limits["memory"].0, "128Mi");
+    assert_eq!(limits["memory"].0, "64Mi");
 
     let mounts = container.volume_mounts.as_ref().expect("volumeMounts");
     assert_eq!(mounts.len(), 1);
