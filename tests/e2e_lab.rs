@@ -394,11 +394,31 @@ fn the_demo_runs_end_to_end_and_leaves_nothing_behind() {
         .output()
         .expect("run cpvip-lab demo");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["sessions Established", "holds the Lease", "-> pong", "now leads", "hand-over to", "done"] {
-        assert!(text.contains(expected), "demo output lacks {expected:?}:\n{text}");
+    assert!(
+        out.status.success(),
+        "demo failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "sessions Established",
+        "holds the Lease",
+        "-> pong",
+        "now leads",
+        "hand-over to",
+        "done",
+    ] {
+        assert!(
+            text.contains(expected),
+            "demo output lacks {expected:?}:\n{text}"
+        );
     }
     let left = cpvip_lab::netns::run(&["ip", "netns", "list"]).expect("ip netns list");
-    assert!(!left.contains(cpvip_lab::topology::LAB_PREFIX), "namespaces left: {left}");
-    assert!(!Path::new(cpvip_lab::topology::LAB_DIR).exists(), "lab directory left behind");
+    assert!(
+        !left.contains(cpvip_lab::topology::LAB_PREFIX),
+        "namespaces left: {left}"
+    );
+    assert!(
+        !Path::new(cpvip_lab::topology::LAB_DIR).exists(),
+        "lab directory left behind"
+    );
 }
