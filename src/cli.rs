@@ -196,7 +196,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SPEC", env = "CPVIP_BGP_PEER", value_delimiter = LIST_SEPARATOR,
           hide_env_values = true, help_heading = "BGP")]
     pub bgp_peer: Vec<String>,
-    /// BGP hold time in whole seconds, 0 or 3s-65535s; keepalive = hold/3 [default: 9s]
+    /// BGP hold time in whole seconds, 0 or 3s-65535s; keepalive = hold/3; keep it <= --lease-duration unless peers use bfd [default: 3s]
     #[arg(
         long,
         value_name = "DURATION",

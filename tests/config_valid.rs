@@ -63,7 +63,7 @@ fn base() -> Config {
             local_as: None,
             router_id: None,
             peers: vec![],
-            hold_time: Duration::from_secs(9),
+            hold_time: Duration::from_secs(3),
             communities: vec![],
             large_communities: vec![],
             med: None,
@@ -271,6 +271,31 @@ fn warnings_for_workable_but_doubtful_settings() {
         &host(),
     );
     assert_eq!(with_next_hop.warnings, Vec::<String>::new());
+    // A hold time past the Lease duration lets a dead leader's route outlive its Lease.
+    let long_hold = |extra: &[&str]| {
+        let mut args = vec![
+            "--vip",
+            "10.0.0.1",
+            "--bgp-as",
+            "65001",
+            "--bgp-hold-time",
+            "9s",
+        ];
+        args.extend(extra);
+        validate(&args, &host()).warnings
+    };
+    let warned = long_hold(&["--bgp-peer", "10.0.0.2,as=65002"]);
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.starts_with("--bgp-hold-time 9s exceeds --lease-duration 5s")),
+        "{warned:?}"
+    );
+    let with_bfd = long_hold(&["--bgp-peer", "10.0.0.2,as=65002,bfd"]);
+    assert!(
+        !with_bfd.iter().any(|w| w.contains("--bgp-hold-time")),
+        "{with_bfd:?}"
+    );
 }
 
 #[test]
@@ -303,7 +328,7 @@ fn secrets_stay_out_of_debug_and_json() {
         assert!(!text.contains("hunter2"), "{text}");
     }
     assert!(json.contains(r#""password":"<redacted>""#), "{json}");
-    assert!(json.contains(r#""hold_time":"9s""#), "{json}");
+    assert!(json.contains(r#""hold_time":"3s""#), "{json}");
 }
 
 /// Every `[default: X]` the help states for a flag with a literal default is the default the

@@ -105,8 +105,8 @@ struct LabArgs {
     /// The cpvip binary (default: next to cpvip-lab).
     #[arg(long)]
     cpvip: Option<PathBuf>,
-    /// BGP hold time in seconds.
-    #[arg(long, default_value_t = 9)]
+    /// BGP hold time in seconds (cpvip's default).
+    #[arg(long, default_value_t = 3)]
     hold: u16,
 }
 

@@ -75,7 +75,7 @@ impl LabConfig {
             lab_bin: bin_dir.join("cpvip-lab"),
             test_tag: None,
             extra_args: Vec::new(),
-            hold_secs: 9,
+            hold_secs: 3,
             start_cpvip: true,
         }
     }

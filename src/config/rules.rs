@@ -123,6 +123,22 @@ pub(super) fn warnings(config: &Config, args: &RunArgs) -> Vec<String> {
             }
         }
     }
+    // A dead leader's route lives on the router until the hold timer expires; past the Lease
+    // duration it competes with the next leader's route (and routers that prefer the older path
+    // keep using it). BFD removes it in a fraction of a second.
+    let hold = config.bgp.hold_time;
+    if config.mode == Mode::Leader
+        && (hold.is_zero() || hold > config.lease.duration)
+        && peers.iter().any(|peer| !peer.bfd)
+    {
+        warnings.push(format!(
+            "--bgp-hold-time {} exceeds --lease-duration {} on peers without bfd: after a leader \
+             dies, routers may keep its route until the hold time expires; keep hold <= lease \
+             or add bfd to the peers",
+            format_duration(hold),
+            format_duration(config.lease.duration)
+        ));
+    }
     if peers.is_empty() && config.bgp.local_as.is_some() {
         warnings.push("--bgp-as is set but there is no --bgp-peer; nothing is announced".into());
     }

@@ -10,7 +10,7 @@ use cpvip_lab::topology::Plan;
 use super::{EXAMPLE_FLAGS, EXAMPLE_PASSWORD, manifest};
 
 /// Hold time of the lab's router examples (the lab default).
-const HOLD_SECS: u16 = 9;
+const HOLD_SECS: u16 = 3;
 
 fn manifests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests")
