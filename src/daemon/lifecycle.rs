@@ -13,8 +13,8 @@
 //!    (releases the Lease if still held), wait out the drain, unbind the VIP.
 //!
 //! Exit codes: [`EXIT_OK`] (0) when every step succeeded, [`EXIT_FAILURE`] (1) when a step
-//! failed or ran out of time, [`EXIT_FORCED`] (130, as a shell reports an interrupted process)
-//! when a second signal cut the shutdown short.
+//! failed or ran out of time, and also ([`EXIT_FORCED`]) when a second signal cut the shutdown
+//! short; DESIGN's contract has no other codes.
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,8 +32,9 @@ use super::reconcile::{
 pub const EXIT_OK: i32 = 0;
 /// A shutdown step failed or timed out.
 pub const EXIT_FAILURE: i32 = 1;
-/// A second signal arrived during shutdown: exit at once.
-pub const EXIT_FORCED: i32 = 130;
+/// A second signal arrived during shutdown: exit at once. The CLI contract has three exit codes,
+/// and an interrupted shutdown is a runtime failure.
+pub const EXIT_FORCED: i32 = EXIT_FAILURE;
 /// The RFC 9003 shutdown communication sent with the Cease NOTIFICATION.
 pub const CEASE_REASON: &str = "cpvip shutting down";
 
