@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::topology::Plan;
+use crate::plan::Plan;
 
 /// Router-side session options beyond the addressing plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

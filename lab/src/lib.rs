@@ -13,6 +13,8 @@ pub mod config_text;
 pub mod demo;
 pub mod lease_server;
 pub mod netns;
+pub mod observe;
+pub mod plan;
 pub mod probe;
 pub mod router;
 pub mod standin;

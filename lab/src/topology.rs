@@ -9,12 +9,13 @@
 //! never by the router's link going down. Each node runs `cpvip run` plus stand-in 6443/9345
 //! listeners; the VIP (10.99.200.1 and fd99:200::1) is bound on the serving node's `lo`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config_text;
 use crate::netns::{LabError, Netns, Proc, Result, TempDir, veth, wait_until};
+pub use crate::plan::{NodePlan, Plan};
 use crate::router::{Bird, Frr, FrrConfig, FrrDaemons};
 
 /// UDP echo port of the stand-ins (probed by the client).
@@ -77,81 +78,6 @@ impl LabConfig {
             extra_args: Vec::new(),
             hold_secs: 3,
             start_cpvip: true,
-        }
-    }
-}
-
-/// The addressing plan (pure data, shared with the router configuration renderers).
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// Router's ASN.
-    pub router_asn: u32,
-    /// Nodes' ASN.
-    pub node_asn: u32,
-    /// Router's segment addresses.
-    pub router_v4: Ipv4Addr,
-    /// Router's segment IPv6 address.
-    pub router_v6: Ipv6Addr,
-    /// Router's interface on the segment.
-    pub router_segment_if: String,
-    /// Lease server address.
-    pub lease_server: Ipv4Addr,
-    /// The VIPs.
-    pub vip_v4: Ipv4Addr,
-    /// IPv6 VIP.
-    pub vip_v6: Ipv6Addr,
-    /// Ranges the router accepts host routes from.
-    pub vip_range_v4: String,
-    /// IPv6 range the router accepts.
-    pub vip_range_v6: String,
-    /// Client address.
-    pub client_v4: Ipv4Addr,
-    /// Client IPv6 address.
-    pub client_v6: Ipv6Addr,
-    /// BGP hold time.
-    pub hold_secs: u16,
-    /// The nodes.
-    pub nodes: Vec<NodePlan>,
-}
-
-/// One node's name and addresses.
-#[derive(Debug, Clone)]
-pub struct NodePlan {
-    /// `n1`, `n2`...
-    pub name: String,
-    /// Segment address.
-    pub v4: Ipv4Addr,
-    /// Segment IPv6 address.
-    pub v6: Ipv6Addr,
-}
-
-impl Plan {
-    /// The plan for `nodes` nodes.
-    pub fn new(nodes: usize, hold_secs: u16) -> Self {
-        let nodes = (1..=nodes.clamp(1, 9))
-            .map(|i| NodePlan {
-                name: format!("n{i}"),
-                v4: Ipv4Addr::new(10, 99, 0, 10 + i as u8),
-                v6: format!("fd99::{}", 10 + i)
-                    .parse()
-                    .unwrap_or(Ipv6Addr::LOCALHOST),
-            })
-            .collect();
-        Self {
-            router_asn: 65000,
-            node_asn: 65001,
-            router_v4: Ipv4Addr::new(10, 99, 0, 1),
-            router_v6: "fd99::1".parse().unwrap_or(Ipv6Addr::LOCALHOST),
-            router_segment_if: "eth0".into(),
-            lease_server: Ipv4Addr::new(10, 99, 0, 2),
-            vip_v4: Ipv4Addr::new(10, 99, 200, 1),
-            vip_v6: "fd99:200::1".parse().unwrap_or(Ipv6Addr::LOCALHOST),
-            vip_range_v4: "10.99.200.0/24".into(),
-            vip_range_v6: "fd99:200::/64".into(),
-            client_v4: Ipv4Addr::new(10, 98, 0, 2),
-            client_v6: "fd98::2".parse().unwrap_or(Ipv6Addr::LOCALHOST),
-            hold_secs,
-            nodes,
         }
     }
 }
@@ -493,92 +419,6 @@ impl Lab {
         self.nodes.iter().position(|n| n.plan.name == name)
     }
 
-    /// The nodes the router's kernel currently forwards `vip` to (names, sorted).
-    pub fn router_next_hops(&self, vip: IpAddr) -> Vec<String> {
-        let family = if vip.is_ipv4() { "-4" } else { "-6" };
-        let Ok(out) = self
-            .rtr
-            .exec(&["ip", family, "-j", "route", "show", &vip.to_string()])
-        else {
-            return Vec::new();
-        };
-        let mut hops: Vec<String> = self
-            .plan
-            .nodes
-            .iter()
-            .filter(|n| {
-                let addr = if vip.is_ipv4() {
-                    n.v4.to_string()
-                } else {
-                    n.v6.to_string()
-                };
-                out.contains(&format!("\"gateway\":\"{addr}\""))
-            })
-            .map(|n| n.name.clone())
-            .collect();
-        hops.sort();
-        hops
-    }
-
-    /// Waits until the router forwards `vip` to exactly `expected` nodes (as a predicate on the
-    /// sorted names) and returns them.
-    pub fn wait_next_hops(
-        &self,
-        vip: IpAddr,
-        timeout: Duration,
-        expected: impl Fn(&[String]) -> bool,
-    ) -> Result<Vec<String>> {
-        let mut last = Vec::new();
-        if wait_until(timeout, Duration::from_millis(10), || {
-            last = self.router_next_hops(vip);
-            expected(&last)
-        }) {
-            Ok(last)
-        } else {
-            Err(LabError::Timeout(
-                timeout,
-                format!(
-                    "router next hops for {vip} stayed {last:?}\n{}",
-                    self.diagnostics()
-                ),
-            ))
-        }
-    }
-
-    /// Number of BGP sessions the router has Established.
-    pub fn established_sessions(&self) -> usize {
-        match &self.router {
-            Some(Router::Bird(b)) => b
-                .birdc("show protocols")
-                .map(|out| {
-                    out.lines()
-                        .filter(|l| l.contains("BGP") && l.contains("Established"))
-                        .count()
-                })
-                .unwrap_or(0),
-            Some(Router::Frr(f)) => f
-                .vtysh(&["show bgp summary json"])
-                .map(|out| out.matches("\"state\":\"Established\"").count())
-                .unwrap_or(0),
-            None => 0,
-        }
-    }
-
-    /// Runs `curl -sk` from the client against `https://[VIP]:port/path` and returns the body.
-    pub fn client_curl(&self, vip: IpAddr, port: u16, path: &str) -> Result<String> {
-        let host = match vip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        };
-        self.client.exec(&[
-            "curl",
-            "-sk",
-            "--max-time",
-            "3",
-            &format!("https://{host}:{port}{path}"),
-        ])
-    }
-
     /// Switches node `i`'s stand-in health endpoint for `port` (6443 or 9345) to failing or back.
     pub fn set_standin_failing(&self, i: usize, port: u16, failing: bool) -> Result<()> {
         let file = self.nodes[i].dir.join(format!("fail-{port}"));
@@ -607,43 +447,6 @@ impl Lab {
         let signal = if frozen { "-STOP" } else { "-CONT" };
         for pid in self.nodes[i].ns.pids() {
             let _ = crate::netns::run(&["kill", signal, &pid.to_string()]);
-        }
-    }
-
-    /// The tail of every node's cpvip log and the router's state, for failure messages.
-    pub fn diagnostics(&self) -> String {
-        let mut out = String::new();
-        if let Some(Router::Bird(b)) = &self.router {
-            out.push_str(&b.birdc("show protocols").unwrap_or_default());
-        }
-        if let Some(Router::Frr(f)) = &self.router {
-            out.push_str(&f.vtysh(&["show bgp summary"]).unwrap_or_default());
-        }
-        for n in &self.nodes {
-            let log = std::fs::read_to_string(n.dir.join("cpvip.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            out.push_str(&format!("--- {} cpvip.log (last lines)\n", n.plan.name));
-            for l in tail.iter().rev() {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// Waits for all `2 x nodes` BGP sessions to be Established.
-    pub fn wait_sessions(&self, timeout: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        let want = 2 * self.nodes.len();
-        if wait_until(timeout, Duration::from_millis(50), || {
-            self.established_sessions() >= want
-        }) {
-            Ok(start.elapsed())
-        } else {
-            Err(LabError::Timeout(
-                timeout,
-                format!("BGP sessions not all up\n{}", self.diagnostics()),
-            ))
         }
     }
 }
