@@ -41,9 +41,7 @@ pub fn health_checks(
         .map(|spec| match spec {
             HealthCheckSpec::Apiserver => match api {
                 Some(credentials) => Check::apiserver(credentials),
-                None => Err(CheckError::Spec(
-                    "apiserver: no kubeconfig credentials to authenticate with".into(),
-                )),
+                None => Ok(Check::apiserver_deferred(config.kubeconfig.path.clone())),
             },
             HealthCheckSpec::Supervisor => Check::supervisor(),
             HealthCheckSpec::Http { url } => Check::url(url, None),

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use cpvip_bgp::bfd::{Bfd, BfdConfig, BfdSession, BfdStatus};
 use cpvip_bgp::{AttributeConfig, PeerConfig, Speaker, SpeakerConfig, SpeakerHandle};
@@ -18,13 +17,9 @@ use super::adapters::{Bgp, HostVip, lock_speaker};
 use super::from_config::{daemon_settings, health_checks, health_settings};
 use super::lifecycle::{EXIT_FAILURE, NoElection, forward_signals};
 use super::service::{Service, run_service};
-use crate::config::{BgpConfig, Config, HealthCheckSpec, Mode};
+use crate::config::{BgpConfig, Config, Mode};
 use crate::election::{ElectionConfig, LeaseElection};
-use crate::health::ApiCredentials;
 use crate::http::PeerStatus;
-
-/// How often a missing kubeconfig is reported while we wait for it.
-const KUBECONFIG_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// A start-up failure, reported as one line before exiting 1.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +72,9 @@ pub async fn run(config: Config) -> Result<i32, StartError> {
         move || !speaker_running || lock_speaker(&speaker).is_some()
     };
 
-    let api = if config.health.checks.contains(&HealthCheckSpec::Apiserver) {
-        Some(wait_for_credentials(&config).await)
-    } else {
-        None
-    };
+    // The apiserver check loads the kubeconfig's credentials once the file exists (see
+    // `Check::apiserver_deferred`); until then it fails and the node does not serve.
+    let api = crate::health::kubeconfig::api_credentials(&config.kubeconfig.path).ok();
     let checks = health_checks(&config, api.as_ref()).map_err(|e| fail("--health-check", e))?;
     let parts = Parts {
         settings: daemon_settings(&config),
@@ -162,26 +155,6 @@ fn election_config(config: &Config) -> ElectionConfig {
     election.renew_deadline = config.lease.renew_deadline;
     election.retry_period = config.lease.retry_period;
     election
-}
-
-/// The `apiserver` check authenticates with the kubeconfig's credentials; under systemd cpvip may
-/// start before rke2-server has written the file, so wait for it.
-async fn wait_for_credentials(config: &Config) -> ApiCredentials {
-    let path = &config.kubeconfig.path;
-    let mut last_log: Option<tokio::time::Instant> = None;
-    loop {
-        match crate::health::kubeconfig::api_credentials(path) {
-            Ok(credentials) => return credentials,
-            Err(error) => {
-                if last_log.is_none_or(|t| t.elapsed() >= KUBECONFIG_LOG_EVERY) {
-                    tracing::warn!(kubeconfig = %path.display(), %error,
-                        "waiting for the kubeconfig (the apiserver check needs its credentials)");
-                    last_log = Some(tokio::time::Instant::now());
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
 }
 
 fn speaker_config(bgp: &BgpConfig) -> Result<SpeakerConfig, StartError> {

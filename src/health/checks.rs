@@ -104,7 +104,21 @@ pub struct Check {
 #[derive(Clone)]
 enum Probe {
     Http(Box<HttpProbe>),
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// `apiserver` whose kubeconfig did not exist at start-up: loaded on first success.
+    Deferred(Arc<DeferredApiserver>),
+}
+
+/// The apiserver check waiting for its kubeconfig. RKE2 writes `rke2.yaml` only once its
+/// apiserver runs, after the kubelet has started static pods (cpvip among them): waiting for the
+/// file before serving HTTP would fail the liveness probe and push the pod into back-off.
+struct DeferredApiserver {
+    kubeconfig: std::path::PathBuf,
+    url: String,
+    check: std::sync::OnceLock<Check>,
 }
 
 #[derive(Clone)]
@@ -137,6 +151,26 @@ impl Check {
         }
         probe.bearer = bearer;
         Ok(Self::http("apiserver", url, probe))
+    }
+
+    /// `apiserver` for a kubeconfig that may not exist yet: fails with "waiting for the
+    /// kubeconfig" until the file appears, then loads its credentials once and probes as
+    /// [`Check::apiserver`] does.
+    pub fn apiserver_deferred(kubeconfig: std::path::PathBuf) -> Self {
+        Self::apiserver_deferred_at(APISERVER_URL, kubeconfig)
+    }
+
+    /// The deferred apiserver check against another URL (tests, non-default ports).
+    pub fn apiserver_deferred_at(url: &str, kubeconfig: std::path::PathBuf) -> Self {
+        Self {
+            name: "apiserver".into(),
+            target: url.into(),
+            probe: Probe::Deferred(Arc::new(DeferredApiserver {
+                kubeconfig,
+                url: url.into(),
+                check: std::sync::OnceLock::new(),
+            })),
+        }
     }
 
     /// `supervisor`: GET https://127.0.0.1:9345/ping expecting `pong` (unauthenticated).
@@ -259,6 +293,20 @@ impl Check {
                 Ok("connected".to_string())
             }
             Probe::Http(http) => http.run().await,
+            Probe::Deferred(deferred) => {
+                if deferred.check.get().is_none() {
+                    let credentials = super::kubeconfig::api_credentials(&deferred.kubeconfig)
+                        .map_err(|e| format!("waiting for the kubeconfig: {e}"))?;
+                    let check = Check::apiserver_at(&deferred.url, &credentials).map_err(|e| {
+                        format!("kubeconfig {}: {e}", deferred.kubeconfig.display())
+                    })?;
+                    let _ = deferred.check.set(check);
+                }
+                match deferred.check.get() {
+                    Some(check) => Box::pin(check.run()).await,
+                    None => Err("kubeconfig not loaded".into()),
+                }
+            }
         }
     }
 }

@@ -332,6 +332,23 @@ impl Drop for TempFiles {
 }
 
 #[tokio::test]
+async fn apiserver_check_waits_for_a_kubeconfig_written_later() {
+    let pki = Pki::new("rke2-later");
+    let server = https_server(&pki, true, readyz_with_client_cert()).await;
+    let files = TempFiles::new("later-kubeconfig");
+    let path = files.0.join("rke2.yaml");
+    let check = Check::apiserver_deferred_at(&readyz(&server), path.clone());
+    let before = check.probe(TIMEOUT).await;
+    assert!(
+        !before.ok && before.detail.contains("waiting for the kubeconfig"),
+        "{before:?}"
+    );
+    files.write("rke2.yaml", &rke2_yaml(&pki, "https://127.0.0.1:6443"));
+    let after = check.probe(TIMEOUT).await;
+    assert!(after.ok, "{after:?}");
+}
+
+#[tokio::test]
 async fn apiserver_check_authenticates_with_an_rke2_style_kubeconfig() {
     let pki = Pki::new("rke2");
     let server = https_server(&pki, true, readyz_with_client_cert()).await;
