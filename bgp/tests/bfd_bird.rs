@@ -4,22 +4,14 @@ mod bfd_common;
 
 use std::time::{Duration, Instant};
 
-use bfd_common::{Link, NODE, config, poll_router, wait_for};
+use bfd_common::{Link, NODE, bird_bfd_config, config, poll_router, up_with_detection, wait_for};
 use cpvip_bgp::bfd::{Bfd, BfdConfig, Diag, State};
 use cpvip_lab::netns::wait_until;
 use cpvip_lab::router::Bird;
 
-fn bird_config(rx_ms: u64, tx_ms: u64, mult: u8) -> String {
-    format!(
-        r#"log stderr all;
-router id 10.77.0.1;
-protocol device {{}}
-protocol bfd bfd1 {{
-  interface "eth0" {{ min rx interval {rx_ms} ms; min tx interval {tx_ms} ms; multiplier {mult}; }};
-  neighbor {NODE} dev "eth0";
-}}
-"#
-    )
+/// BIRD with a BFD neighbor at our node, 100 ms intervals, multiplier 3.
+fn start_bird(lab: &Link) -> Bird {
+    Bird::start(&lab.router, lab.dir.path(), &bird_bfd_config(100, 100, 3)).expect("bird")
 }
 
 /// One row of `show bfd sessions`: state, interval (s), timeout (s).
@@ -47,7 +39,7 @@ fn bird_session(bird: &Bird) -> Option<BirdSession> {
 fn session_comes_up_and_both_sides_negotiate_the_configured_intervals() {
     let lab = Link::new("bfd-bird-up");
     // Asymmetric on purpose, so each negotiated value names which side it came from.
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     let ours = BfdConfig {
         desired_min_tx: Duration::from_millis(200),
         required_min_rx: Duration::from_millis(150),
@@ -58,11 +50,9 @@ fn session_comes_up_and_both_sides_negotiate_the_configured_intervals() {
         .block_on(|| async {
             let session = Bfd::new().start(ours).expect("start session");
             let mut status = session.status();
-            let up = wait_for(&mut status, Duration::from_secs(10), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(450)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", bird.log()));
+            let up = wait_for(&mut status, Duration::from_secs(10), up_with_detection(450))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", bird.log()));
             // Ours: TX max(200, BIRD's rx 100) = 200; BIRD sends at max(100, our rx 150) = 150;
             // detection 3 × 150 = 450.
             assert_eq!(up.tx_interval, Some(Duration::from_millis(200)));
@@ -96,17 +86,15 @@ fn session_comes_up_and_both_sides_negotiate_the_configured_intervals() {
 #[test]
 fn bird_declares_down_when_we_fall_silent_and_up_again_when_we_resume() {
     let lab = Link::new("bfd-bird-silent");
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
             let bfd = Bfd::new();
             let session = bfd.start(config(100, 3)).expect("start session");
             let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            wait_for(&mut status, Duration::from_secs(10), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
             let up = poll_router(
                 Instant::now(),
                 Duration::from_secs(5),
@@ -155,16 +143,14 @@ fn bird_declares_down_when_we_fall_silent_and_up_again_when_we_resume() {
 #[test]
 fn we_declare_down_with_diag_1_when_bird_freezes_and_recover_when_it_resumes() {
     let lab = Link::new("bfd-bird-freeze");
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
             let session = Bfd::new().start(config(100, 3)).expect("start session");
             let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            wait_for(&mut status, Duration::from_secs(10), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
 
             let t0 = Instant::now();
             bird.proc().signal(libc::SIGSTOP).expect("SIGSTOP bird");
@@ -191,7 +177,7 @@ fn we_declare_down_with_diag_1_when_bird_freezes_and_recover_when_it_resumes() {
 #[test]
 fn we_report_down_when_bird_disables_bfd() {
     let lab = Link::new("bfd-bird-disable");
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
             let session = Bfd::new().start(config(100, 3)).expect("start session");
@@ -219,7 +205,7 @@ fn we_report_down_when_bird_disables_bfd() {
 #[test]
 fn our_shutdown_sends_admin_down_that_bird_acts_on_before_its_detection_time() {
     let lab = Link::new("bfd-bird-admin");
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
             // Multiplier 50: BIRD would need 5 s to notice silence, so a quick Down can only
@@ -262,16 +248,14 @@ fn our_shutdown_sends_admin_down_that_bird_acts_on_before_its_detection_time() {
 #[test]
 fn timer_change_while_up_runs_a_poll_sequence_bird_follows_without_a_flap() {
     let lab = Link::new("bfd-bird-poll");
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
             let session = Bfd::new().start(config(100, 3)).expect("start session");
             let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            wait_for(&mut status, Duration::from_secs(10), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
             session
                 .set_timers(cpvip_bgp::bfd::Timers {
                     desired_min_tx: Duration::from_millis(300),
@@ -335,7 +319,7 @@ fn helper_bfd_process() {
 #[test]
 fn bird_declares_down_when_our_process_is_frozen_and_up_when_it_resumes() {
     let lab = Link::new("bfd-bird-sigstop");
-    let bird = Bird::start(&lab.router, lab.dir.path(), &bird_config(100, 100, 3)).expect("bird");
+    let bird = start_bird(&lab);
     let exe = std::env::current_exe().expect("test binary path");
     let helper = lab
         .node

@@ -4,9 +4,12 @@ mod bfd_common;
 
 use std::time::{Duration, Instant};
 
-use bfd_common::{Link, NODE, ROUTER, config, poll_router, wait_for};
+use bfd_common::{
+    Link, NODE, ROUTER, config, frr_bfd_peers, poll_router, start_frr_bfdd, up_with_detection,
+    wait_for,
+};
 use cpvip_bgp::bfd::{Bfd, Diag, State};
-use cpvip_lab::router::{Frr, FrrConfig, FrrDaemons};
+use cpvip_lab::router::Frr;
 use serde_json::Value;
 
 const PEER_STANZA: &str = "peer 10.77.0.2 local-address 10.77.0.1 interface eth0";
@@ -16,31 +19,14 @@ fn start_frr(lab: &Link, rx_ms: u64, tx_ms: u64, mult: u8) -> Frr {
         "bfd\n {PEER_STANZA}\n  detect-multiplier {mult}\n  receive-interval {rx_ms}\n  \
          transmit-interval {tx_ms}\n  no shutdown\n exit\nexit\n"
     );
-    Frr::start(
-        &lab.router,
-        lab.dir.path(),
-        FrrDaemons {
-            bgp: false,
-            bfd: true,
-        },
-        &FrrConfig {
-            zebra: "hostname rtr\n".into(),
-            bgpd: String::new(),
-            bfdd,
-        },
-    )
-    .expect("start FRR zebra + bfdd")
+    start_frr_bfdd(&lab.router, lab.dir.path(), "rtr", bfdd)
 }
 
 /// FRR's JSON view of the session with our node.
 fn frr_peer(frr: &Frr) -> Option<Value> {
-    let out = frr.vtysh(&["show bfd peers json"]).ok()?;
-    let peers: Value = serde_json::from_str(&out).ok()?;
-    peers
-        .as_array()?
-        .iter()
+    frr_bfd_peers(frr)?
+        .into_iter()
         .find(|p| p["peer"] == NODE && p["local"] == ROUTER)
-        .cloned()
 }
 
 fn status_is(frr: &Frr, status: &str) -> Option<Value> {
@@ -61,11 +47,9 @@ fn session_comes_up_and_both_sides_negotiate_the_configured_intervals() {
             };
             let session = Bfd::new().start(ours).expect("start session");
             let mut status = session.status();
-            let up = wait_for(&mut status, Duration::from_secs(15), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(450)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            let up = wait_for(&mut status, Duration::from_secs(15), up_with_detection(450))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
             assert_eq!(up.tx_interval, Some(Duration::from_millis(200)));
             assert_eq!(up.rx_interval, Duration::from_millis(150));
             assert_eq!(up.remote_detect_mult, 3);
@@ -99,11 +83,9 @@ fn frr_declares_down_when_we_fall_silent_and_up_again_when_we_resume() {
             let bfd = Bfd::new();
             let session = bfd.start(config(100, 3)).expect("start session");
             let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(15), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            wait_for(&mut status, Duration::from_secs(15), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
             let up = poll_router(
                 Instant::now(),
                 Duration::from_secs(5),
@@ -182,11 +164,9 @@ fn frr_shutting_the_peer_is_admin_down_not_a_failure_and_freezing_bfdd_is() {
                 frr.vtysh(&["configure terminal", "bfd", PEER_STANZA, "no shutdown"])
             })
             .expect("vtysh no shutdown");
-            let up = wait_for(&mut status, Duration::from_secs(15), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up again: {s:?}"));
+            let up = wait_for(&mut status, Duration::from_secs(15), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up again: {s:?}"));
             assert!(!up.peer_admin_down);
 
             // bfdd frozen: silence, a failure with diag 1.
@@ -251,11 +231,9 @@ fn timer_change_while_up_runs_a_poll_sequence_frr_follows_without_a_flap() {
         .block_on(|| async {
             let session = Bfd::new().start(config(100, 3)).expect("start session");
             let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(15), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            wait_for(&mut status, Duration::from_secs(15), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
             session
                 .set_timers(cpvip_bgp::bfd::Timers {
                     desired_min_tx: Duration::from_millis(300),

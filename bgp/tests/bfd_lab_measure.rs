@@ -7,11 +7,12 @@ mod bfd_common;
 
 use std::time::{Duration, Instant};
 
-use bfd_common::{NODE, ROUTER, config, poll_router, wait_for};
+use bfd_common::{
+    NODE, ROUTER, attach_to_switch, config, frr_bfd_peers, poll_router, start_frr_bfdd, wait_for,
+};
 use cpvip_bgp::bfd::Bfd;
-use cpvip_lab::netns::{Netns, TempDir, require_root, veth};
-use cpvip_lab::router::{Bird, Frr, FrrConfig, FrrDaemons};
-use serde_json::Value;
+use cpvip_lab::netns::{Netns, TempDir, require_root};
+use cpvip_lab::router::Bird;
 
 const TRIALS: usize = 10;
 
@@ -29,14 +30,7 @@ fn switched(tag: &str) -> Switched {
     switch.add_bridge("br0").expect("bridge");
     let router = Netns::new(&format!("{tag}-r")).expect("router");
     let node = Netns::new(&format!("{tag}-n")).expect("node");
-    for (ns, port, address) in [(&router, "p1", ROUTER), (&node, "p2", NODE)] {
-        veth(ns, "eth0", &switch, port).expect("veth");
-        switch
-            .exec(&["ip", "link", "set", port, "master", "br0"])
-            .expect("bridge port");
-        ns.add_addr("eth0", &format!("{address}/24"))
-            .expect("address");
-    }
+    attach_to_switch(&switch, &[(&router, "p1", ROUTER), (&node, "p2", NODE)]);
     Switched {
         node,
         router,
@@ -142,29 +136,18 @@ protocol bfd bfd1 {
 #[ignore = "lab measurement; run explicitly with --ignored --nocapture"]
 fn measure_frr_detection_of_a_cut_node() {
     let lab = switched("bfd-m-frr");
-    let frr = Frr::start(
+    let frr = start_frr_bfdd(
         &lab.router,
         lab.dir.path(),
-        FrrDaemons {
-            bgp: false,
-            bfd: true,
-        },
-        &FrrConfig {
-            zebra: "hostname rtr\n".into(),
-            bgpd: String::new(),
-            bfdd: "bfd\n peer 10.77.0.2 local-address 10.77.0.1 interface eth0\n  \
-                   detect-multiplier 3\n  receive-interval 100\n  transmit-interval 100\n \
-                   exit\nexit\n"
-                .into(),
-        },
-    )
-    .expect("frr");
+        "rtr",
+        "bfd\n peer 10.77.0.2 local-address 10.77.0.1 interface eth0\n  \
+         detect-multiplier 3\n  receive-interval 100\n  transmit-interval 100\n \
+         exit\nexit\n"
+            .into(),
+    );
     let status = || {
-        let out = frr.vtysh(&["show bfd peers json"]).ok()?;
-        let peers: Value = serde_json::from_str(&out).ok()?;
-        peers
-            .as_array()?
-            .iter()
+        frr_bfd_peers(&frr)?
+            .into_iter()
             .find(|p| p["peer"] == NODE)
             .and_then(|p| p["status"].as_str().map(str::to_owned))
     };

@@ -5,12 +5,15 @@ mod bfd_common;
 
 use std::time::Duration;
 
-use bfd_common::{Link, NODE, ROUTER, addr, config, wait_for};
+use bfd_common::{
+    Link, NODE, ROUTER, addr, attach_to_switch, bird_bfd_config, config, start_frr_bfdd,
+    up_with_detection, wait_for,
+};
 use cpvip_bgp::bfd::BfdError;
 use cpvip_bgp::bfd::packet::ControlPacket;
 use cpvip_bgp::bfd::{Bfd, BfdConfig, Diag, State};
-use cpvip_lab::netns::{Netns, TempDir, require_binary, require_root, veth, wait_until};
-use cpvip_lab::router::{Bird, Frr, FrrConfig, FrrDaemons};
+use cpvip_lab::netns::{Netns, TempDir, require_binary, require_root, wait_until};
+use cpvip_lab::router::Bird;
 
 fn down_packet(my_discriminator: u32) -> [u8; 24] {
     ControlPacket {
@@ -154,11 +157,9 @@ protocol bfd bfd1 {
                 })
                 .expect("start v6 session");
             let mut status = session.status();
-            let up = wait_for(&mut status, Duration::from_secs(10), |s| {
-                s.is_up() && s.detection_time == Duration::from_millis(300)
-            })
-            .await
-            .unwrap_or_else(|s| panic!("not Up over IPv6: {s:?}\n{}", bird.log()));
+            let up = wait_for(&mut status, Duration::from_secs(10), up_with_detection(300))
+                .await
+                .unwrap_or_else(|s| panic!("not Up over IPv6: {s:?}\n{}", bird.log()));
             assert_eq!(up.tx_interval, Some(Duration::from_millis(100)));
             let shown =
                 tokio::task::block_in_place(|| bird.birdc("show bfd sessions")).expect("birdc");
@@ -183,50 +184,26 @@ fn two_sessions_share_one_local_address_and_a_duplicate_is_refused() {
     let node = Netns::new("bfd-two-n").expect("node namespace");
     let bird_ns = Netns::new("bfd-two-b").expect("bird namespace");
     let frr_ns = Netns::new("bfd-two-f").expect("frr namespace");
-    for (ns, port, address) in [
-        (&node, "p1", NODE),
-        (&bird_ns, "p2", ROUTER),
-        (&frr_ns, "p3", "10.77.0.3"),
-    ] {
-        veth(ns, "eth0", &switch, port).expect("veth");
-        switch
-            .exec(&["ip", "link", "set", port, "master", "br0"])
-            .expect("bridge port");
-        ns.add_addr("eth0", &format!("{address}/24"))
-            .expect("address");
-    }
+    attach_to_switch(
+        &switch,
+        &[
+            (&node, "p1", NODE),
+            (&bird_ns, "p2", ROUTER),
+            (&frr_ns, "p3", "10.77.0.3"),
+        ],
+    );
     let bird_dir = dir.path().join("bird");
     std::fs::create_dir_all(&bird_dir).expect("bird dir");
-    let bird = Bird::start(
-        &bird_ns,
-        &bird_dir,
-        r#"log stderr all;
-router id 10.77.0.1;
-protocol device {}
-protocol bfd bfd1 {
-  interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
-  neighbor 10.77.0.2 dev "eth0";
-}
-"#,
-    )
-    .expect("bird");
-    let frr = Frr::start(
+    let bird = Bird::start(&bird_ns, &bird_dir, &bird_bfd_config(100, 100, 3)).expect("bird");
+    let frr = start_frr_bfdd(
         &frr_ns,
         dir.path(),
-        FrrDaemons {
-            bgp: false,
-            bfd: true,
-        },
-        &FrrConfig {
-            zebra: "hostname rtr2\n".into(),
-            bgpd: String::new(),
-            bfdd: "bfd\n peer 10.77.0.2 local-address 10.77.0.3 interface eth0\n  \
-                   detect-multiplier 3\n  receive-interval 200\n  transmit-interval 200\n \
-                   exit\nexit\n"
-                .into(),
-        },
-    )
-    .expect("frr");
+        "rtr2",
+        "bfd\n peer 10.77.0.2 local-address 10.77.0.3 interface eth0\n  \
+         detect-multiplier 3\n  receive-interval 200\n  transmit-interval 200\n \
+         exit\nexit\n"
+            .into(),
+    );
     node.block_on(|| async {
         let bfd = Bfd::new();
         let one = bfd.start(config(100, 3)).expect("first session");
@@ -241,16 +218,12 @@ protocol bfd bfd1 {
             Err(BfdError::Duplicate { .. })
         ));
         let (mut s1, mut s2) = (one.status(), two.status());
-        let up1 = wait_for(&mut s1, Duration::from_secs(15), |s| {
-            s.is_up() && s.detection_time == Duration::from_millis(300)
-        })
-        .await
-        .unwrap_or_else(|s| panic!("BIRD session not Up: {s:?}\n{}", bird.log()));
-        let up2 = wait_for(&mut s2, Duration::from_secs(15), |s| {
-            s.is_up() && s.detection_time == Duration::from_millis(600)
-        })
-        .await
-        .unwrap_or_else(|s| panic!("FRR session not Up: {s:?}\n{}", frr.logs()));
+        let up1 = wait_for(&mut s1, Duration::from_secs(15), up_with_detection(300))
+            .await
+            .unwrap_or_else(|s| panic!("BIRD session not Up: {s:?}\n{}", bird.log()));
+        let up2 = wait_for(&mut s2, Duration::from_secs(15), up_with_detection(600))
+            .await
+            .unwrap_or_else(|s| panic!("FRR session not Up: {s:?}\n{}", frr.logs()));
         assert_ne!(up1.local_discriminator, up2.local_discriminator);
         // Dropping one leaves the other, and the shared socket, running.
         drop(one);

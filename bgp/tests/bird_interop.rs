@@ -18,7 +18,7 @@ fn show_routes(bird: &Bird) -> String {
 #[test]
 fn ipv4_announce_communities_withdraw_and_change() {
     let lab = Lab::new("bgp-b4");
-    let bird = Bird::start(&lab.r, lab.dir.path(), &bird_ebgp4("")).expect("bird");
+    let bird = lab.start_bird(&bird_ebgp4(""));
     let bird = &bird;
     lab.s
         .block_on(move || async move {
@@ -82,23 +82,12 @@ fn ipv4_announce_communities_withdraw_and_change() {
 #[test]
 fn ipv6_session_announces_128_via_mp_reach() {
     let lab = Lab::new("bgp-b6");
-    let conf = bird_config(&[BirdPeer {
-        name: "s6",
-        local: R6,
-        local_asn: ROUTER_ASN,
-        neighbor: S6,
-        neighbor_asn: SPEAKER_ASN,
-        extra: "",
-    }]);
-    let bird = Bird::start(&lab.r, lab.dir.path(), &conf).expect("bird");
+    let conf = bird_one_peer("s6", R6, S6, SPEAKER_ASN, "");
+    let bird = lab.start_bird(&conf);
     let bird = &bird;
     lab.s
         .block_on(move || async move {
-            let h = Speaker::start(speaker(
-                SPEAKER_ASN,
-                vec![PeerConfig::new(ip(R6), ROUTER_ASN)],
-            ))
-            .expect("start");
+            let h = start_speaker(SPEAKER_ASN, R6);
             h.set_routes(routes(&["2001:db8:100::10/128", "203.0.113.10/32"]));
             wait_established(&h, R6, true, UP).await;
             wait_for("IPv6 route in BIRD", UP, || {
@@ -123,15 +112,8 @@ fn ipv6_session_announces_128_via_mp_reach() {
 #[test]
 fn ibgp_sends_local_pref_and_empty_as_path() {
     let lab = Lab::new("bgp-bi");
-    let conf = bird_config(&[BirdPeer {
-        name: "s4",
-        local: R4,
-        local_asn: ROUTER_ASN,
-        neighbor: S4,
-        neighbor_asn: ROUTER_ASN,
-        extra: "",
-    }]);
-    let bird = Bird::start(&lab.r, lab.dir.path(), &conf).expect("bird");
+    let conf = bird_one_peer("s4", R4, S4, ROUTER_ASN, "");
+    let bird = lab.start_bird(&conf);
     let bird = &bird;
     lab.s
         .block_on(move || async move {
@@ -158,20 +140,12 @@ fn ibgp_sends_local_pref_and_empty_as_path() {
 fn four_octet_local_asn() {
     let lab = Lab::new("bgp-b32");
     let asn = 4_200_000_001;
-    let conf = bird_config(&[BirdPeer {
-        name: "s4",
-        local: R4,
-        local_asn: ROUTER_ASN,
-        neighbor: S4,
-        neighbor_asn: asn,
-        extra: "",
-    }]);
-    let bird = Bird::start(&lab.r, lab.dir.path(), &conf).expect("bird");
+    let conf = bird_one_peer("s4", R4, S4, asn, "");
+    let bird = lab.start_bird(&conf);
     let bird = &bird;
     lab.s
         .block_on(move || async move {
-            let h = Speaker::start(speaker(asn, vec![PeerConfig::new(ip(R4), ROUTER_ASN)]))
-                .expect("start");
+            let h = start_speaker(asn, R4);
             h.set_routes(routes(&["203.0.113.30/32"]));
             wait_for("route from AS 4200000001 in BIRD", UP, || {
                 show_routes(bird).contains("BGP.as_path: 4200000001")
@@ -187,15 +161,11 @@ fn four_octet_local_asn() {
 #[test]
 fn hold_timer_expires_when_router_freezes_and_session_returns() {
     let lab = Lab::new("bgp-bh");
-    let bird = Bird::start(&lab.r, lab.dir.path(), &bird_ebgp4("hold time 3;")).expect("bird");
+    let bird = lab.start_bird(&bird_ebgp4("hold time 3;"));
     let bird = &bird;
     lab.s
         .block_on(move || async move {
-            let h = Speaker::start(speaker(
-                SPEAKER_ASN,
-                vec![PeerConfig::new(ip(R4), ROUTER_ASN)],
-            ))
-            .expect("start");
+            let h = start_speaker(SPEAKER_ASN, R4);
             wait_established(&h, R4, true, UP).await;
             bird.proc().signal(libc::SIGSTOP).expect("SIGSTOP");
             let frozen = tokio::time::Instant::now();
@@ -220,16 +190,12 @@ fn hold_timer_expires_when_router_freezes_and_session_returns() {
 fn router_restart_reconnects_and_shutdown_sends_cease_with_message() {
     let lab = Lab::new("bgp-br");
     let conf = bird_ebgp4("");
-    let mut first = Bird::start(&lab.r, lab.dir.path(), &conf).expect("bird");
+    let mut first = lab.start_bird(&conf);
     let first = &mut first;
     let (r, dir) = (&lab.r, lab.dir.path());
     lab.s
         .block_on(move || async move {
-            let h = Speaker::start(speaker(
-                SPEAKER_ASN,
-                vec![PeerConfig::new(ip(R4), ROUTER_ASN)],
-            ))
-            .expect("start");
+            let h = start_speaker(SPEAKER_ASN, R4);
             h.set_routes(routes(&["203.0.113.40/32"]));
             wait_established(&h, R4, true, UP).await;
 
@@ -285,7 +251,7 @@ fn passive_peer_accepts_the_router_and_collisions_resolve() {
             extra: "connect delay time 1;",
         },
     ]);
-    let bird = Bird::start(&lab.r, lab.dir.path(), &conf).expect("bird");
+    let bird = lab.start_bird(&conf);
     let bird = &bird;
     lab.s
         .block_on(move || async move {
@@ -318,15 +284,11 @@ fn passive_peer_accepts_the_router_and_collisions_resolve() {
 #[test]
 fn peer_down_hook_tears_down_at_once_and_reconnects() {
     let lab = Lab::new("bgp-bfd");
-    let bird = Bird::start(&lab.r, lab.dir.path(), &bird_ebgp4("")).expect("bird");
+    let bird = lab.start_bird(&bird_ebgp4(""));
     let bird = &bird;
     lab.s
         .block_on(move || async move {
-            let h = Speaker::start(speaker(
-                SPEAKER_ASN,
-                vec![PeerConfig::new(ip(R4), ROUTER_ASN)],
-            ))
-            .expect("start");
+            let h = start_speaker(SPEAKER_ASN, R4);
             h.set_routes(routes(&["203.0.113.80/32"]));
             wait_for("route in BIRD", UP, || {
                 show_routes(bird).contains("203.0.113.80/32")

@@ -134,11 +134,7 @@ fn ibgp_with_frr() {
     let frr = &frr;
     lab.s
         .block_on(move || async move {
-            let h = Speaker::start(speaker(
-                ROUTER_ASN,
-                vec![PeerConfig::new(ip(R4), ROUTER_ASN)],
-            ))
-            .expect("start");
+            let h = start_speaker(ROUTER_ASN, R4);
             h.set_routes(routes(&["203.0.113.50/32"]));
             wait_for("iBGP route in FRR", UP, || {
                 frr_route(frr, "ipv4", "203.0.113.50/32").is_object()

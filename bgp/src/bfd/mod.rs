@@ -1,10 +1,11 @@
 //! BFD, RFC 5880/5881: asynchronous mode, single hop, no authentication.
 //!
 //! Owns: the packet codec (`packet`), the pure session state machine (`session`), the sockets
-//! (`socket`, with all unsafe code in `sys`), the demultiplexer (`registry`: one UDP 3784
-//! receive socket per local address, packets routed by discriminator or source address) and
-//! the per-session tokio task (`driver`). [`Bfd::start`] returns a [`BfdSession`] whose
-//! [`BfdStatus`] is published on a `watch` channel.
+//! (`socket`; their unsafe libc calls live in `crate::sockopt`, the crate's one unsafe module),
+//! the demultiplexer (`registry`: one UDP 3784 receive socket per local address, packets routed
+//! by discriminator or source address) and the per-session tokio task (`driver`).
+//! [`Bfd::start`] returns a [`BfdSession`] whose [`BfdStatus`] is published on a `watch`
+//! channel.
 //!
 //! Does not own: what a session going down means. The daemon watches [`BfdStatus::failures`]
 //! and forces the BGP session to that peer down when it grows. A Down caused by the peer's
@@ -35,7 +36,6 @@ pub mod packet;
 mod registry;
 pub mod session;
 mod socket;
-mod sys;
 
 use std::io;
 use std::net::IpAddr;

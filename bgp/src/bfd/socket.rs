@@ -4,7 +4,7 @@
 //! limit is not 255 (§5, the GTSM-style check that the sender is on the link), and one send
 //! socket per session from a source port in 49152-65535 (§4) with TTL 255 and IP precedence
 //! CS6 (network control). The TTL is read per datagram with `IP_RECVTTL`/`IPV6_RECVHOPLIMIT`
-//! (see `sys`: `IP_MINTTL` does not apply to UDP on Linux).
+//! (see `crate::sockopt`: `IP_MINTTL` does not apply to UDP on Linux).
 //!
 //! Does not own: IPv6 link-local peers (no scope id is set; peers are addressed by global or
 //! unique-local addresses), multihop (port 4784), echo (port 3785).
@@ -20,7 +20,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use super::sys;
+use crate::sockopt;
 
 /// Destination port of single-hop control packets (RFC 5881 §4).
 pub const CONTROL_PORT: u16 = 3784;
@@ -57,7 +57,7 @@ impl ReceiveSocket {
         if local.is_ipv6() {
             socket.set_only_v6(true)?;
         }
-        sys::enable_receive_ttl(socket.as_fd(), local.is_ipv6())?;
+        sockopt::enable_receive_ttl(socket.as_fd(), local.is_ipv6())?;
         socket.bind(&SocketAddr::new(local, CONTROL_PORT).into())?;
         socket.set_nonblocking(true)?;
         Ok(ReceiveSocket {
@@ -71,7 +71,7 @@ impl ReceiveSocket {
             let received = self
                 .socket
                 .async_io(Interest::READABLE, || {
-                    sys::recv_with_ttl(self.socket.as_fd(), buf)
+                    sockopt::recv_with_ttl(self.socket.as_fd(), buf)
                 })
                 .await?;
             if received.ttl == Some(REQUIRED_TTL) {

@@ -3,10 +3,13 @@
 #![allow(dead_code)]
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cpvip_bgp::bfd::{BfdConfig, BfdStatus};
 use cpvip_lab::netns::{Netns, TempDir, require_root, veth};
+use cpvip_lab::router::{Frr, FrrConfig, FrrDaemons};
+use serde_json::Value;
 use tokio::sync::watch;
 
 pub const ROUTER: &str = "10.77.0.1";
@@ -34,6 +37,63 @@ impl Link {
             .expect("node address");
         Link { node, router, dir }
     }
+}
+
+/// Joins each namespace's `eth0` to port `port` of bridge `br0` in `switch` and gives it
+/// `address`/24.
+pub fn attach_to_switch(switch: &Netns, members: &[(&Netns, &str, &str)]) {
+    for &(ns, port, address) in members {
+        veth(ns, "eth0", switch, port).expect("veth");
+        switch
+            .exec(&["ip", "link", "set", port, "master", "br0"])
+            .expect("bridge port");
+        ns.add_addr("eth0", &format!("{address}/24"))
+            .expect("address");
+    }
+}
+
+/// A BIRD 2 configuration with one BFD neighbor, our node, on `eth0`.
+pub fn bird_bfd_config(rx_ms: u64, tx_ms: u64, mult: u8) -> String {
+    format!(
+        r#"log stderr all;
+router id 10.77.0.1;
+protocol device {{}}
+protocol bfd bfd1 {{
+  interface "eth0" {{ min rx interval {rx_ms} ms; min tx interval {tx_ms} ms; multiplier {mult}; }};
+  neighbor {NODE} dev "eth0";
+}}
+"#
+    )
+}
+
+/// FRR with zebra and bfdd only (no bgpd) in `ns`, bfdd configured with `bfdd`.
+pub fn start_frr_bfdd(ns: &Netns, dir: &Path, hostname: &str, bfdd: String) -> Frr {
+    Frr::start(
+        ns,
+        dir,
+        FrrDaemons {
+            bgp: false,
+            bfd: true,
+        },
+        &FrrConfig {
+            zebra: format!("hostname {hostname}\n"),
+            bgpd: String::new(),
+            bfdd,
+        },
+    )
+    .expect("start FRR zebra + bfdd")
+}
+
+/// The BFD peers FRR lists in `show bfd peers json`.
+pub fn frr_bfd_peers(frr: &Frr) -> Option<Vec<Value>> {
+    let out = frr.vtysh(&["show bfd peers json"]).ok()?;
+    let peers: Value = serde_json::from_str(&out).ok()?;
+    peers.as_array().cloned()
+}
+
+/// A status check for [`wait_for`]: Up with the given detection time.
+pub fn up_with_detection(ms: u64) -> impl Fn(&BfdStatus) -> bool {
+    move |s| s.is_up() && s.detection_time == Duration::from_millis(ms)
 }
 
 pub fn addr(text: &str) -> IpAddr {

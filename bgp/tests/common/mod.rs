@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use cpvip_bgp::{PeerConfig, Route, SpeakerConfig, SpeakerHandle, State};
+use cpvip_bgp::{PeerConfig, Route, Speaker, SpeakerConfig, SpeakerHandle, State};
 use cpvip_lab::netns::{Netns, TempDir, require_root, veth};
+use cpvip_lab::router::Bird;
 
 pub const R4: &str = "10.0.0.1";
 pub const S4: &str = "10.0.0.2";
@@ -47,6 +48,11 @@ impl Lab {
         let dir = TempDir::new(tag).expect("temp dir");
         Self { dir, s, r }
     }
+
+    /// Starts BIRD in the router namespace with `config`.
+    pub fn start_bird(&self, config: &str) -> Bird {
+        Bird::start(&self.r, self.dir.path(), config).expect("bird")
+    }
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -72,6 +78,16 @@ pub fn speaker(local_asn: u32, peers: Vec<PeerConfig>) -> SpeakerConfig {
         listen_addr: None,
         attributes: Default::default(),
     }
+}
+
+/// Starts a speaker in `local_asn` (fast timers) with one peer: the router, AS 65000, at
+/// `router`. Call inside the speaker namespace's runtime.
+pub fn start_speaker(local_asn: u32, router: &str) -> SpeakerHandle {
+    Speaker::start(speaker(
+        local_asn,
+        vec![PeerConfig::new(ip(router), ROUTER_ASN)],
+    ))
+    .expect("start")
 }
 
 /// BIRD protocol block for one neighbor.
@@ -105,16 +121,28 @@ pub fn bird_config(peers: &[BirdPeer]) -> String {
     c
 }
 
-/// The usual eBGP neighbor: router AS 65000 at R4, speaker AS 65001 at S4.
-pub fn bird_ebgp4(extra: &str) -> String {
+/// A BIRD configuration with one neighbor of router AS 65000: the speaker at `neighbor` in
+/// `neighbor_asn`, seen from the router's `local` address.
+pub fn bird_one_peer(
+    name: &str,
+    local: &str,
+    neighbor: &str,
+    neighbor_asn: u32,
+    extra: &str,
+) -> String {
     bird_config(&[BirdPeer {
-        name: "s4",
-        local: R4,
+        name,
+        local,
         local_asn: ROUTER_ASN,
-        neighbor: S4,
-        neighbor_asn: SPEAKER_ASN,
+        neighbor,
+        neighbor_asn,
         extra,
     }])
+}
+
+/// The usual eBGP neighbor: router AS 65000 at R4, speaker AS 65001 at S4.
+pub fn bird_ebgp4(extra: &str) -> String {
+    bird_one_peer("s4", R4, S4, SPEAKER_ASN, extra)
 }
 
 /// Polls `check` every 100 ms until it holds or `timeout` passes; panics with `what` then.
