@@ -4,7 +4,9 @@ mod bfd_common;
 
 use std::time::{Duration, Instant};
 
-use bfd_common::{Link, NODE, bird_bfd_config, config, poll_router, up_with_detection, wait_for};
+use bfd_common::{
+    Link, NODE, bird_bfd_config, config, poll_router, start_until_up, up_with_detection, wait_for,
+};
 use cpvip_bgp::bfd::{Bfd, BfdConfig, Diag, State};
 use cpvip_lab::netns::wait_until;
 use cpvip_lab::router::Bird;
@@ -48,11 +50,13 @@ fn session_comes_up_and_both_sides_negotiate_the_configured_intervals() {
     };
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(ours).expect("start session");
-            let mut status = session.status();
-            let up = wait_for(&mut status, Duration::from_secs(10), up_with_detection(450))
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", bird.log()));
+            let (session, _, up) = start_until_up(
+                ours,
+                Duration::from_secs(10),
+                up_with_detection(450),
+                || bird.log(),
+            )
+            .await;
             // Ours: TX max(200, BIRD's rx 100) = 200; BIRD sends at max(100, our rx 150) = 150;
             // detection 3 × 150 = 450.
             assert_eq!(up.tx_interval, Some(Duration::from_millis(200)));
@@ -146,11 +150,13 @@ fn we_declare_down_with_diag_1_when_bird_freezes_and_recover_when_it_resumes() {
     let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(config(100, 3)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), up_with_detection(300))
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            let (session, mut status, _) = start_until_up(
+                config(100, 3),
+                Duration::from_secs(10),
+                up_with_detection(300),
+                String::new,
+            )
+            .await;
 
             let t0 = Instant::now();
             bird.proc().signal(libc::SIGSTOP).expect("SIGSTOP bird");
@@ -180,11 +186,13 @@ fn we_report_down_when_bird_disables_bfd() {
     let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(config(100, 3)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), |s| s.is_up())
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            let (session, mut status, _) = start_until_up(
+                config(100, 3),
+                Duration::from_secs(10),
+                |s| s.is_up(),
+                String::new,
+            )
+            .await;
             let t0 = Instant::now();
             tokio::task::block_in_place(|| bird.birdc("disable bfd1")).expect("birdc disable");
             let down = wait_for(&mut status, Duration::from_secs(5), |s| !s.is_up())
@@ -210,11 +218,13 @@ fn our_shutdown_sends_admin_down_that_bird_acts_on_before_its_detection_time() {
         .block_on(|| async {
             // Multiplier 50: BIRD would need 5 s to notice silence, so a quick Down can only
             // come from our AdminDown.
-            let session = Bfd::new().start(config(100, 50)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), |s| s.is_up())
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            let (session, _, _) = start_until_up(
+                config(100, 50),
+                Duration::from_secs(10),
+                |s| s.is_up(),
+                String::new,
+            )
+            .await;
             let up = poll_router(
                 Instant::now(),
                 Duration::from_secs(5),
@@ -251,11 +261,13 @@ fn timer_change_while_up_runs_a_poll_sequence_bird_follows_without_a_flap() {
     let bird = start_bird(&lab);
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(config(100, 3)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(10), up_with_detection(300))
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}"));
+            let (session, mut status, _) = start_until_up(
+                config(100, 3),
+                Duration::from_secs(10),
+                up_with_detection(300),
+                String::new,
+            )
+            .await;
             session
                 .set_timers(cpvip_bgp::bfd::Timers {
                     desired_min_tx: Duration::from_millis(300),

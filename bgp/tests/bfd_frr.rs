@@ -5,8 +5,8 @@ mod bfd_common;
 use std::time::{Duration, Instant};
 
 use bfd_common::{
-    Link, NODE, ROUTER, config, frr_bfd_peers, poll_router, start_frr_bfdd, up_with_detection,
-    wait_for,
+    Link, NODE, ROUTER, config, frr_bfd_peers, poll_router, start_frr_bfdd, start_until_up,
+    up_with_detection, wait_for,
 };
 use cpvip_bgp::bfd::{Bfd, Diag, State};
 use cpvip_lab::router::Frr;
@@ -45,11 +45,13 @@ fn session_comes_up_and_both_sides_negotiate_the_configured_intervals() {
                 detect_mult: 4,
                 ..config(100, 3)
             };
-            let session = Bfd::new().start(ours).expect("start session");
-            let mut status = session.status();
-            let up = wait_for(&mut status, Duration::from_secs(15), up_with_detection(450))
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            let (session, _, up) = start_until_up(
+                ours,
+                Duration::from_secs(15),
+                up_with_detection(450),
+                || frr.logs(),
+            )
+            .await;
             assert_eq!(up.tx_interval, Some(Duration::from_millis(200)));
             assert_eq!(up.rx_interval, Duration::from_millis(150));
             assert_eq!(up.remote_detect_mult, 3);
@@ -138,11 +140,13 @@ fn frr_shutting_the_peer_is_admin_down_not_a_failure_and_freezing_bfdd_is() {
     let frr = start_frr(&lab, 100, 100, 3);
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(config(100, 3)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(15), |s| s.is_up())
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            let (session, mut status, _) = start_until_up(
+                config(100, 3),
+                Duration::from_secs(15),
+                |s| s.is_up(),
+                || frr.logs(),
+            )
+            .await;
 
             // `shutdown` on the peer: FRR sends AdminDown (RFC 5882 §3.2: not a failure).
             let t0 = Instant::now();
@@ -193,11 +197,13 @@ fn our_shutdown_shows_as_admin_down_in_frr() {
     let frr = start_frr(&lab, 100, 100, 3);
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(config(100, 3)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(15), |s| s.is_up())
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            let (session, _, _) = start_until_up(
+                config(100, 3),
+                Duration::from_secs(15),
+                |s| s.is_up(),
+                || frr.logs(),
+            )
+            .await;
             let up = poll_router(
                 Instant::now(),
                 Duration::from_secs(5),
@@ -229,11 +235,13 @@ fn timer_change_while_up_runs_a_poll_sequence_frr_follows_without_a_flap() {
     let frr = start_frr(&lab, 100, 100, 3);
     lab.node
         .block_on(|| async {
-            let session = Bfd::new().start(config(100, 3)).expect("start session");
-            let mut status = session.status();
-            wait_for(&mut status, Duration::from_secs(15), up_with_detection(300))
-                .await
-                .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", frr.logs()));
+            let (session, mut status, _) = start_until_up(
+                config(100, 3),
+                Duration::from_secs(15),
+                up_with_detection(300),
+                || frr.logs(),
+            )
+            .await;
             session
                 .set_timers(cpvip_bgp::bfd::Timers {
                     desired_min_tx: Duration::from_millis(300),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cpvip_bgp::bfd::{BfdConfig, BfdStatus};
+use cpvip_bgp::bfd::{Bfd, BfdConfig, BfdSession, BfdStatus};
 use cpvip_lab::netns::{Netns, TempDir, require_root, veth};
 use cpvip_lab::router::{Frr, FrrConfig, FrrDaemons};
 use serde_json::Value;
@@ -122,6 +122,22 @@ pub async fn wait_for(
         .ok()
         .and_then(|r| r.ok().map(|s| s.clone()));
     found.ok_or_else(|| status.borrow().clone())
+}
+
+/// Starts our session and waits until `up` holds; panics with the last status and `context()`
+/// (the router's log) if it does not within `timeout`.
+pub async fn start_until_up(
+    config: BfdConfig,
+    timeout: Duration,
+    up: impl Fn(&BfdStatus) -> bool,
+    context: impl Fn() -> String,
+) -> (BfdSession, watch::Receiver<BfdStatus>, BfdStatus) {
+    let session = Bfd::new().start(config).expect("start session");
+    let mut status = session.status();
+    let reached = wait_for(&mut status, timeout, up)
+        .await
+        .unwrap_or_else(|s| panic!("not Up: {s:?}\n{}", context()));
+    (session, status, reached)
 }
 
 /// Polls a blocking probe (a router CLI) every `every` until it yields a value; returns the
