@@ -278,7 +278,7 @@ pub fn keepalived_failover(
                                 .ok()
                                 .and_then(|s| s.trim().parse::<i32>().ok())
                         {
-                            let _ = crate::netns::run(&["kill", "-KILL", &child.to_string()]);
+                            let _ = crate::netns::signal_pid(child, libc::SIGKILL);
                         }
                         p.signal(signal)?;
                     }

@@ -34,19 +34,22 @@ impl Default for Narrator {
     }
 }
 
-/// The probe the demo and the benchmarks use: 8 UDP flows and 2 TCP flows every 10 ms.
+/// The probe the demo, the benchmarks and `cpvip-lab probe` use: 8 UDP flows and 2 TCP flows
+/// every 10 ms.
+pub fn probe_config(target: IpAddr) -> ProbeConfig {
+    ProbeConfig {
+        target,
+        udp_port: UDP_ECHO_PORT,
+        tcp_port: TCP_HELLO_PORT,
+        udp_flows: 8,
+        tcp_flows: 2,
+        interval: Duration::from_millis(10),
+    }
+}
+
+/// Starts [`probe_config`] from the lab's client namespace.
 pub fn client_probe(lab: &Lab, target: IpAddr) -> Result<Probe> {
-    Probe::start(
-        &lab.client,
-        ProbeConfig {
-            target,
-            udp_port: UDP_ECHO_PORT,
-            tcp_port: TCP_HELLO_PORT,
-            udp_flows: 8,
-            tcp_flows: 2,
-            interval: Duration::from_millis(10),
-        },
-    )
+    Probe::start(&lab.client, probe_config(target))
 }
 
 /// Runs the demo.

@@ -228,17 +228,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Probe { target, seconds } => {
             let client =
                 cpvip_lab::netns::Netns::adopt(&format!("{}cli", topology::LAB_PREFIX)).keep();
-            let probe = cpvip_lab::probe::Probe::start(
-                &client,
-                cpvip_lab::probe::ProbeConfig {
-                    target,
-                    udp_port: topology::UDP_ECHO_PORT,
-                    tcp_port: topology::TCP_HELLO_PORT,
-                    udp_flows: 8,
-                    tcp_flows: 2,
-                    interval: std::time::Duration::from_millis(10),
-                },
-            )?;
+            let probe =
+                cpvip_lab::probe::Probe::start(&client, cpvip_lab::demo::probe_config(target))?;
             let start = std::time::Instant::now();
             std::thread::sleep(std::time::Duration::from_secs(seconds));
             let report = probe.finish()?;

@@ -69,6 +69,12 @@ pub fn require_binary(binary: &str, install_hint: &str) {
     );
 }
 
+/// Sends `signal` to a process the lab started or found in one of its own namespaces (a
+/// keepalived child, every process of a frozen node).
+pub fn signal_pid(pid: i32, signal: i32) -> Result<()> {
+    sys::kill(pid, signal).map_err(|e| LabError::Io(format!("kill {signal} {pid}"), e))
+}
+
 /// Looks `binary` up like a shell would.
 pub fn find_binary(binary: &str) -> Option<PathBuf> {
     if binary.contains('/') {
@@ -467,8 +473,7 @@ impl Proc {
 
     /// Sends a signal (SIGSTOP, SIGCONT, SIGTERM, SIGKILL...) to the process.
     pub fn signal(&self, signal: i32) -> Result<()> {
-        sys::kill(self.pid(), signal)
-            .map_err(|e| LabError::Io(format!("kill {} {}", signal, self.pid()), e))
+        signal_pid(self.pid(), signal)
     }
 
     /// Whether the process has exited, with its status if so.

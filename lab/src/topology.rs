@@ -444,9 +444,9 @@ impl Lab {
     /// Freezes (SIGSTOP) or thaws (SIGCONT) every process of node `i` (found by PID in its
     /// namespace), as if the machine hung.
     pub fn freeze(&self, i: usize, frozen: bool) {
-        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
         for pid in self.nodes[i].ns.pids() {
-            let _ = crate::netns::run(&["kill", signal, &pid.to_string()]);
+            let _ = crate::netns::signal_pid(pid, signal);
         }
     }
 }
