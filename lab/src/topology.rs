@@ -204,7 +204,8 @@ impl Lab {
         }
 
         let mut lab = Self {
-            kubeconfig: dir.join("kubeconfig"),
+            // The RKE2 path: an EC P-256 client certificate, as in rke2.yaml.
+            kubeconfig: dir.join("lease-server").join("kubeconfig-cert.yaml"),
             config,
             plan,
             router: None,
@@ -300,10 +301,8 @@ impl Lab {
             ],
             Some(&log),
         )?);
-        // The RKE2 path: an EC P-256 client certificate, as in rke2.yaml.
-        let written = dir.join("kubeconfig-cert.yaml");
         if !wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            written.exists()
+            self.kubeconfig.exists()
         }) {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(LabError::Timeout(
@@ -311,8 +310,6 @@ impl Lab {
                 format!("Lease server did not start: {text}"),
             ));
         }
-        std::fs::copy(&written, &self.kubeconfig)
-            .map_err(|e| LabError::Io(self.kubeconfig.display().to_string(), e))?;
         Ok(())
     }
 
