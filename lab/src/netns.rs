@@ -209,18 +209,6 @@ impl Netns {
         run_output(&self.argv(argv))
     }
 
-    /// Runs a command inside the namespace from async code without blocking the runtime.
-    pub async fn exec_async(&self, argv: &[&str]) -> Result<String> {
-        let full = self.argv(argv);
-        match tokio::task::spawn_blocking(move || run(&full)).await {
-            Ok(result) => result,
-            Err(join) => Err(LabError::Io(
-                "exec task".into(),
-                std::io::Error::other(join),
-            )),
-        }
-    }
-
     /// Starts a long-running process inside the namespace. Its stdout and stderr go to `log` when
     /// given (appended), else nowhere.
     pub fn spawn<S: AsRef<OsStr>>(&self, argv: &[S], log: Option<&Path>) -> Result<Proc> {
@@ -505,13 +493,6 @@ impl Proc {
         self.child.wait().ok()
     }
 
-    /// Lets the process outlive this guard (the hands-on lab's `up`); returns its PID.
-    pub fn detach(self) -> i32 {
-        let pid = self.pid();
-        std::mem::forget(self);
-        pid
-    }
-
     /// The command line, for messages.
     pub fn command(&self) -> &str {
         &self.command
@@ -528,7 +509,6 @@ impl Drop for Proc {
 #[derive(Debug)]
 pub struct TempDir {
     path: PathBuf,
-    keep: bool,
 }
 
 impl TempDir {
@@ -540,19 +520,13 @@ impl TempDir {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| LabError::Io(path.display().to_string(), e))?;
-        Ok(Self { path, keep: false })
+        Ok(Self { path })
     }
 
     /// Wraps an existing directory (the lab's state directory) so that it is removed on drop.
     pub fn at(path: PathBuf) -> Result<Self> {
         std::fs::create_dir_all(&path).map_err(|e| LabError::Io(path.display().to_string(), e))?;
-        Ok(Self { path, keep: false })
-    }
-
-    /// Leaves the directory in place when dropped.
-    pub fn keep(mut self) -> Self {
-        self.keep = true;
-        self
+        Ok(Self { path })
     }
 
     /// The directory.
@@ -575,8 +549,6 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }

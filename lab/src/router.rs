@@ -17,7 +17,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Bird {
     proc: Proc,
     ctl: PathBuf,
-    config: PathBuf,
     log: PathBuf,
 }
 
@@ -43,12 +42,7 @@ impl Bird {
             ],
             Some(&log),
         )?;
-        let mut bird = Self {
-            proc,
-            ctl,
-            config: conf,
-            log,
-        };
+        let mut bird = Self { proc, ctl, log };
         let up = wait_until(START_TIMEOUT, Duration::from_millis(20), || {
             bird.birdc("show status").is_ok()
         });
@@ -69,13 +63,6 @@ impl Bird {
         let mut argv = vec!["birdc", "-s", ctl.as_str()];
         argv.extend(command.split_whitespace());
         run(&argv)
-    }
-
-    /// Replaces the configuration and asks BIRD to reload it.
-    pub fn reconfigure(&self, config: &str) -> Result<String> {
-        std::fs::write(&self.config, config)
-            .map_err(|e| LabError::Io(self.config.display().to_string(), e))?;
-        self.birdc("configure")
     }
 
     /// The BIRD process (to freeze it with SIGSTOP, kill it, read its PID).
