@@ -219,7 +219,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let lab = Lab::up(lab_config(&args)?, &|l| n.say(l))?;
             lab.wait_sessions(std::time::Duration::from_secs(30))?;
             n.say(
-                "lab is up: `cpvip-lab status`, `cpvip-lab exec n1 cpvip status`, `cpvip-lab down`",
+                "lab is up: `cpvip-lab status`, `cpvip-lab exec n1 target/release/cpvip status`, `cpvip-lab down`",
             );
             // The lab keeps running after this process exits: hand every guard over.
             std::mem::forget(lab);
